@@ -1,0 +1,29 @@
+//! Fine-tunes BERT classifiers with candle and compresses them for the edge.
+//!
+//! The CLI (`trainer`) is a thin layer over these modules.
+
+pub mod bench;
+pub mod data;
+pub mod encode;
+pub mod io;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod tokenize;
+pub mod train;
+
+/// Parses `cpu` or `cuda:N` (the latter needs the `cuda` feature).
+pub fn parse_device(s: &str) -> anyhow::Result<candle_core::Device> {
+    match s {
+        "cpu" => Ok(candle_core::Device::Cpu),
+        _ => {
+            let ordinal = s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| anyhow::anyhow!("invalid device {s:?}: expected `cpu` or `cuda:N`"))?;
+            candle_core::Device::new_cuda(ordinal).map_err(|e| {
+                anyhow::anyhow!("cannot use {s}: {e} (build with `--features cuda` on a machine with CUDA)")
+            })
+        }
+    }
+}

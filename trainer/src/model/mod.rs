@@ -1,0 +1,6 @@
+pub mod bert;
+pub mod checkpoint;
+pub mod presets;
+
+pub use bert::{BertForSequenceClassification, Config};
+pub use checkpoint::SequenceClassifier;
