@@ -212,3 +212,70 @@ pub fn write_jsonl(path: &Path, examples: &[Example]) -> Result<()> {
     }
     crate::io::write_atomic(path, &buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(dir: &Path, pos: &str, neg: &str) -> Vec<(PathBuf, String)> {
+        fs::write(dir.join("pos.txt"), pos).unwrap();
+        fs::write(dir.join("neg.txt"), neg).unwrap();
+        vec![(dir.join("pos.txt"), "pos".into()), (dir.join("neg.txt"), "neg".into())]
+    }
+
+    fn texts(path: &Path) -> Vec<String> {
+        read_dataset(path).map(|v| v.into_iter().map(|e| e.text).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn prepare_dedupes_and_drops_conflicting_texts_before_splitting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = corpus(tmp.path(), "好\n 好 \n\n很好\n一般\n", "差\n一般\n差\n");
+        let out = tmp.path().join("split");
+        let stats = prepare_corpus(&src, &out).unwrap();
+        assert_eq!(stats.raw_lines, 8);
+        assert_eq!(stats.empty_lines, 1);
+        assert_eq!(stats.unique_texts, 4); // 好 很好 一般 差
+        assert_eq!(stats.conflicting_texts, 1); // 一般 is both pos and neg
+        assert_eq!(stats.train + stats.dev + stats.test, 3);
+        let all: Vec<String> = ["train", "dev", "test"]
+            .iter()
+            .flat_map(|s| texts(&out.join(format!("{s}.jsonl"))))
+            .collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec!["好", "差", "很好"]);
+    }
+
+    #[test]
+    fn split_is_deterministic_and_independent_of_input_order() {
+        let lines: Vec<String> = (0..2000).map(|i| format!("评论 {i}")).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let a = prepare_corpus(&corpus(tmp.path(), &lines.join("\n"), "差"), &tmp.path().join("a")).unwrap();
+        let reversed: Vec<String> = lines.iter().rev().cloned().collect();
+        let b = prepare_corpus(&corpus(tmp.path(), &reversed.join("\n"), "差"), &tmp.path().join("b")).unwrap();
+        assert_eq!((a.train, a.dev, a.test), (b.train, b.dev, b.test));
+        for s in ["train", "dev", "test"] {
+            let mut x = texts(&tmp.path().join(format!("a/{s}.jsonl")));
+            let mut y = texts(&tmp.path().join(format!("b/{s}.jsonl")));
+            x.sort();
+            y.sort();
+            assert_eq!(x, y, "{s} split differs");
+        }
+        // 80/10/10 within sampling noise on 2001 texts.
+        assert!((1500..1700).contains(&a.train), "{a:?}");
+        assert!((150..260).contains(&a.dev) && (150..260).contains(&a.test), "{a:?}");
+    }
+
+    #[test]
+    fn readers_accept_jsonl_clue_and_tsv() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = tmp.path().join("d.jsonl");
+        fs::write(&j, "{\"text\":\"好\",\"label\":\"pos\"}\n\n{\"sentence\":\"差\",\"label\":0}\n").unwrap();
+        let e = read_dataset(&j).unwrap();
+        assert_eq!(e[1], Example { text: "差".into(), label: "0".into(), line: 3 });
+        let t = tmp.path().join("d.tsv");
+        fs::write(&t, "neg\t太差了\n").unwrap();
+        assert_eq!(read_dataset(&t).unwrap()[0].label, "neg");
+    }
+}

@@ -39,6 +39,9 @@ pub struct FinetuneOptions {
     /// Write a resumable checkpoint every this many steps (and at every epoch end).
     pub save_every: usize,
     pub resume: bool,
+    /// Abort (as if killed) after this many optimisation steps, without saving:
+    /// for testing that `--resume` picks up from the last checkpoint.
+    pub stop_after_steps: Option<usize>,
     pub device: Device,
     pub progress: bool,
 }
@@ -329,12 +332,20 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
             })?;
             state.step += 1;
             state.batches_done += 1;
+            if opts.stop_after_steps == Some(state.step) {
+                bar.abandon();
+                bail!("stopped after {} steps (--stop-after-steps); continue with --resume", state.step);
+            }
             loss_sum += loss as f64;
             loss_n += 1;
             epoch_examples += idx.len();
             let rate = epoch_examples as f64 / epoch_start.elapsed().as_secs_f64();
             bar.set_message(format!("epoch {} loss {:.4} {:.0} ex/s", epoch + 1, loss_sum / loss_n as f64, rate));
             bar.inc(1);
+            if bar.is_hidden() && state.step % 50 == 0 {
+                // No terminal (a log file): print what the bar would show.
+                eprintln!("step {}/{total_steps} epoch {} loss {:.4} {rate:.0} ex/s", state.step, epoch + 1, loss_sum / loss_n as f64);
+            }
             if opts.save_every > 0 && state.step % opts.save_every == 0 && state.batches_done < batches.len() {
                 save_checkpoint(&opts.out, &model, &opt, &state)?;
             }
@@ -361,7 +372,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
             peak_rss_mib: metrics::peak_rss_mib(),
             best,
         };
-        bar.println(format!(
+        log_line(&bar, format!(
             "epoch {}: train loss {:.4}, dev acc {:.4} [{:.4}, {:.4}] macro-F1 {:.4}{} ({:.0} ex/s)",
             m.epoch, m.train_loss, m.dev_accuracy, m.dev_accuracy_ci95[0], m.dev_accuracy_ci95[1], m.dev_macro_f1,
             if best { " *best*" } else { "" }, m.examples_per_sec
@@ -382,6 +393,15 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         train_examples_per_sec: if train_secs > 0.0 { trained_examples as f64 / train_secs } else { 0.0 },
         peak_rss_mib: metrics::peak_rss_mib(),
     })
+}
+
+/// A line above the progress bar, or on stderr when there is no bar.
+fn log_line(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {

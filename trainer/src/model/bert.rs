@@ -6,7 +6,7 @@
 //! candle-nn's fused kernels because the fused kernels have no backward pass.
 
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{Dropout, Embedding, Init, Linear, VarBuilder};
+use candle_nn::{Dropout, Embedding, Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -107,10 +107,32 @@ fn normal(cfg: &Config) -> Init {
     Init::Randn { mean: 0., stdev: cfg.initializer_range }
 }
 
+/// `y = x Wᵀ + b` over the last dimension. Unlike candle-nn's `Linear`, a
+/// (batch, seq, in) input is flattened to one matrix product instead of
+/// broadcasting W over the batch, whose backward pass would then have to sum
+/// a (batch, out, in) gradient — that reduction dominated the training step.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = *dims.last().unwrap();
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        let mut out_dims = dims;
+        *out_dims.last_mut().unwrap() = self.weight.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
+
 fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder, cfg: &Config) -> Result<Linear> {
     let weight = vb.get_with_hints((out_dim, in_dim), "weight", normal(cfg))?;
     let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.))?;
-    Ok(Linear::new(weight, Some(bias)))
+    Ok(Linear { weight, bias })
 }
 
 fn embedding(n: usize, dim: usize, vb: VarBuilder, cfg: &Config) -> Result<Embedding> {

@@ -1,0 +1,109 @@
+//! Early-exit policies, layer by layer:
+//! - `Entropy { speed }` (FastBERT): exit at the first layer whose normalised
+//!   entropy H(p)/ln(N) is below `speed`;
+//! - `Patience { n }` (PABEE): exit once the argmax has stayed the same for
+//!   `n` consecutive layers;
+//! - `Full`: run every layer.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "lowercase")]
+pub enum ExitPolicy {
+    Entropy { speed: f32 },
+    Patience { n: usize },
+    Full,
+}
+
+/// Softmax of logits (numerically stable).
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// H(p)/ln(N) in [0, 1]: 0 for a one-hot distribution, 1 for a uniform one.
+pub fn normalized_entropy(probs: &[f32]) -> f32 {
+    if probs.len() < 2 {
+        return 0.0;
+    }
+    let h: f32 = probs.iter().filter(|&&p| p > 0.0).map(|&p| -p * p.ln()).sum();
+    h / (probs.len() as f32).ln()
+}
+
+pub fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .0
+}
+
+/// Feeds one exit's probabilities at a time; says when to stop.
+#[derive(Debug, Clone)]
+pub struct ExitDecider {
+    policy: ExitPolicy,
+    last_argmax: Option<usize>,
+    streak: usize,
+}
+
+impl ExitDecider {
+    pub fn new(policy: ExitPolicy) -> Self {
+        Self { policy, last_argmax: None, streak: 0 }
+    }
+
+    /// True when the sample should exit after the layer that produced `probs`.
+    pub fn should_exit(&mut self, probs: &[f32]) -> bool {
+        match self.policy {
+            ExitPolicy::Full => false,
+            ExitPolicy::Entropy { speed } => normalized_entropy(probs) < speed,
+            ExitPolicy::Patience { n } => {
+                let a = argmax(probs);
+                self.streak = if self.last_argmax == Some(a) { self.streak + 1 } else { 0 };
+                self.last_argmax = Some(a);
+                self.streak >= n
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_is_normalised_to_the_unit_interval() {
+        assert!((normalized_entropy(&[0.5, 0.5]) - 1.0).abs() < 1e-6);
+        assert!((normalized_entropy(&[0.25; 4]) - 1.0).abs() < 1e-6);
+        assert_eq!(normalized_entropy(&[1.0, 0.0, 0.0]), 0.0);
+        // H(0.9, 0.1) = 0.325083 nats; / ln 2 = 0.468996
+        assert!((normalized_entropy(&[0.9, 0.1]) - 0.468_996).abs() < 1e-5);
+    }
+
+    #[test]
+    fn speed_zero_never_exits_and_speed_one_exits_unless_uniform() {
+        let mut never = ExitDecider::new(ExitPolicy::Entropy { speed: 0.0 });
+        assert!(!never.should_exit(&[1.0, 0.0]));
+        let mut always = ExitDecider::new(ExitPolicy::Entropy { speed: 1.0 });
+        assert!(always.should_exit(&[0.6, 0.4]));
+        assert!(!always.should_exit(&[0.5, 0.5]));
+    }
+
+    #[test]
+    fn patience_counts_consecutive_agreeing_layers() {
+        let mut d = ExitDecider::new(ExitPolicy::Patience { n: 2 });
+        assert!(!d.should_exit(&[0.9, 0.1])); // first prediction, streak 0
+        assert!(!d.should_exit(&[0.2, 0.8])); // changed, streak 0
+        assert!(!d.should_exit(&[0.3, 0.7])); // same, streak 1
+        assert!(d.should_exit(&[0.1, 0.9])); // same, streak 2
+        assert!(!ExitDecider::new(ExitPolicy::Full).should_exit(&[1.0, 0.0]));
+    }
+
+    #[test]
+    fn softmax_is_stable_for_large_logits() {
+        let p = softmax(&[1000.0, 1000.0]);
+        assert_eq!(p, vec![0.5, 0.5]);
+        assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+    }
+}

