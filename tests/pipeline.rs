@@ -30,6 +30,8 @@ fn raw_corpus_to_evaluated_tiny_model() {
         dev: split.join("dev.jsonl"),
         out: out.clone(),
         init: train::ModelInit::Preset { name: "tiny".into(), vocab: vocab_dir },
+        teacher: None,
+        objective: train::Objective::CrossEntropy,
         epochs: 8,
         batch_size: 16,
         lr: 2e-3,

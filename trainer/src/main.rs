@@ -3,13 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-/// Training allocates and frees large tensors at every op; glibc's malloc hands
-/// them back to the kernel and page-faults them in again (a third of the step
-/// time in profiles). mimalloc keeps the pages.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use trainer::{bench, data, encode, model::SequenceClassifier, tokenize, train};
+use trainer::{bench, data, distill::LayerPick, encode, model::SequenceClassifier, tokenize, train};
 
 #[derive(Parser)]
 #[command(name = "trainer", version, about = "Fine-tune and compress BERT classifiers (candle)")]
@@ -46,6 +40,8 @@ enum Command {
     },
     /// Fine-tune a BERT classifier from a Hugging Face checkpoint or from scratch.
     Finetune(FinetuneArgs),
+    /// Distil a fine-tuned teacher into a shallower student (soft-label KD).
+    Distill(DistillArgs),
     /// Evaluate a model: accuracy with 95% CI, macro-F1.
     Eval {
         #[arg(long)]
@@ -100,15 +96,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct FinetuneArgs {
-    /// Training data (JSONL with text/label, or TSV label<TAB>text).
-    #[arg(long)]
-    train: PathBuf,
-    /// Dev data, evaluated after every epoch; the best epoch is kept.
-    #[arg(long)]
-    dev: PathBuf,
-    /// Output model directory.
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    io: DataArgs,
     /// Start from a Hugging Face BERT checkpoint directory.
     #[arg(long, conflicts_with_all = ["preset", "vocab"])]
     init: Option<PathBuf>,
@@ -118,11 +107,59 @@ struct FinetuneArgs {
     /// Vocabulary for --preset (vocab.txt, tokenizer.json or a directory from `trainer vocab`).
     #[arg(long)]
     vocab: Option<PathBuf>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(clap::Args)]
+struct DistillArgs {
+    /// The fine-tuned teacher model directory.
+    #[arg(long)]
+    teacher: PathBuf,
+    #[command(flatten)]
+    io: DataArgs,
+    /// Number of student layers.
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    /// Teacher layers that initialise the student: first, every-k, a list like 0,5,11, or none.
+    #[arg(long, default_value = "first")]
+    init_from_teacher: String,
+    /// Softmax temperature T of the soft targets.
+    #[arg(long, default_value_t = 3.0)]
+    temperature: f64,
+    /// Anneal T linearly to this value over training (default: constant T).
+    #[arg(long)]
+    temperature_end: Option<f64>,
+    /// Weight α of the gold-label cross-entropy; the soft term gets (1−α)·T². α=1 is plain fine-tuning.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// Compute the teacher's logits once and store them next to the training data.
+    #[arg(long)]
+    cache_logits: bool,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(clap::Args)]
+struct DataArgs {
+    /// Training data (JSONL with text/label, or TSV label<TAB>text).
+    #[arg(long)]
+    train: PathBuf,
+    /// Dev data, evaluated after every epoch; the best epoch is kept.
+    #[arg(long)]
+    dev: PathBuf,
+    /// Output model directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
     #[arg(long, default_value_t = 3)]
     epochs: usize,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Peak learning rate (linear warm-up over 10% of steps, then linear decay).
+    /// Peak learning rate (linear warm-up, then linear decay to zero).
     #[arg(long, default_value_t = 5e-5)]
     lr: f64,
     /// Maximum tokens per text, [CLS] and [SEP] included.
@@ -130,10 +167,12 @@ struct FinetuneArgs {
     max_len: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Fraction of the steps spent warming up the learning rate.
     #[arg(long, default_value_t = 0.1)]
     warmup_ratio: f64,
     #[arg(long, default_value_t = 0.01)]
     weight_decay: f64,
+    /// Clip the global gradient norm to this value.
     #[arg(long, default_value_t = 1.0)]
     max_grad_norm: f64,
     /// Write a resumable checkpoint every N steps (and after every epoch).
@@ -151,6 +190,7 @@ struct FinetuneArgs {
 }
 
 fn main() {
+    trainer::keep_freed_memory();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -176,6 +216,7 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("vocabulary of {} tokens written to {}", tokenize::vocab_size(&tok), out.display());
         }
         Command::Finetune(a) => finetune(a)?,
+        Command::Distill(a) => distill(a)?,
         Command::Eval { model, data, json, batch_size, max_len, device } => {
             let device = trainer::parse_device(&device)?;
             let m = SequenceClassifier::load(&model, &device)?;
@@ -222,25 +263,55 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         (None, Some(name), Some(vocab)) => train::ModelInit::Preset { name, vocab },
         _ => anyhow::bail!("give either --init HF_DIR or --preset NAME --vocab F"),
     };
-    let opts = train::FinetuneOptions {
-        train: a.train,
-        dev: a.dev,
-        out: a.out,
-        init,
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        lr: a.lr,
-        max_len: a.max_len,
-        seed: a.seed,
-        warmup_ratio: a.warmup_ratio,
-        weight_decay: a.weight_decay,
-        max_grad_norm: a.max_grad_norm,
-        save_every: a.save_every,
-        resume: a.resume,
-        stop_after_steps: a.stop_after_steps,
-        device: trainer::parse_device(&a.device)?,
-        progress: true,
+    run_training(options(a.io, a.train, init, None, train::Objective::CrossEntropy)?)
+}
+
+fn distill(a: DistillArgs) -> Result<()> {
+    let pick: LayerPick = a.init_from_teacher.parse()?;
+    if !(0.0..=1.0).contains(&a.alpha) {
+        anyhow::bail!("--alpha must be within [0, 1], got {}", a.alpha);
+    }
+    let objective = train::Objective::Distill {
+        temperature: a.temperature,
+        temperature_end: a.temperature_end,
+        alpha: a.alpha,
+        cache_logits: a.cache_logits,
     };
+    let init = train::ModelInit::Student { layers: a.layers, pick };
+    run_training(options(a.io, a.train, init, Some(a.teacher), objective)?)
+}
+
+fn options(
+    io: DataArgs,
+    t: TrainArgs,
+    init: train::ModelInit,
+    teacher: Option<PathBuf>,
+    objective: train::Objective,
+) -> Result<train::FinetuneOptions> {
+    Ok(train::FinetuneOptions {
+        train: io.train,
+        dev: io.dev,
+        out: io.out,
+        init,
+        teacher,
+        objective,
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        lr: t.lr,
+        max_len: t.max_len,
+        seed: t.seed,
+        warmup_ratio: t.warmup_ratio,
+        weight_decay: t.weight_decay,
+        max_grad_norm: t.max_grad_norm,
+        save_every: t.save_every,
+        resume: t.resume,
+        stop_after_steps: t.stop_after_steps,
+        device: trainer::parse_device(&t.device)?,
+        progress: true,
+    })
+}
+
+fn run_training(opts: train::FinetuneOptions) -> Result<()> {
     let s = train::finetune(&opts)?;
     eprintln!(
         "best dev accuracy {:.4} (epoch {}), {} steps, {:.0} s, {:.1} train examples/s, peak RSS {:.0} MiB → {}",

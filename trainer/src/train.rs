@@ -3,6 +3,7 @@
 //! checkpoints and `--resume`.
 
 use crate::data::{read_dataset, LabelSet};
+use crate::distill::{kd_loss, student_from_teacher, temperature_at, LayerPick};
 use crate::metrics::{self, EvalReport};
 use crate::model::{presets, SequenceClassifier};
 use crate::optim::AdamW;
@@ -20,6 +21,17 @@ pub enum ModelInit {
     Pretrained(PathBuf),
     /// A from-scratch preset with a vocabulary (`vocab.txt`, `tokenizer.json` or their directory).
     Preset { name: String, vocab: PathBuf },
+    /// A shallow student of `FinetuneOptions::teacher`, initialised from its layers.
+    Student { layers: usize, pick: LayerPick },
+}
+
+/// What the student learns from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Objective {
+    /// Gold labels only.
+    CrossEntropy,
+    /// Gold labels and the teacher's softened logits (see [`crate::distill::kd_loss`]).
+    Distill { temperature: f64, temperature_end: Option<f64>, alpha: f64, cache_logits: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +40,9 @@ pub struct FinetuneOptions {
     pub dev: PathBuf,
     pub out: PathBuf,
     pub init: ModelInit,
+    /// The teacher model directory, for `ModelInit::Student` and `Objective::Distill`.
+    pub teacher: Option<PathBuf>,
+    pub objective: Objective,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -136,16 +151,18 @@ pub fn batch(model: &SequenceClassifier, data: &Encoded, idx: &[usize]) -> Resul
     Ok((ids, mask, Tensor::new(labels, &model.device)?))
 }
 
-/// One optimisation step; returns the loss before the update.
+/// One optimisation step; `loss_of` turns the logits into the loss. Returns
+/// the loss before the update.
 pub fn train_step(
     model: &SequenceClassifier,
     opt: &mut AdamW,
-    (ids, mask, labels): (&Tensor, &Tensor, &Tensor),
+    (ids, mask): (&Tensor, &Tensor),
+    loss_of: impl FnOnce(&Tensor) -> Result<Tensor>,
     lr: f64,
     max_grad_norm: f64,
 ) -> Result<f32> {
     let logits = model.model.forward(ids, mask, true)?;
-    let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
+    let loss = loss_of(&logits)?;
     let loss_value = loss.to_scalar::<f32>()?;
     if !loss_value.is_finite() {
         bail!("non-finite training loss ({loss_value}) at step {}", opt.step + 1);
@@ -179,8 +196,59 @@ pub fn evaluate(model: &SequenceClassifier, data: &Encoded, batch_size: usize) -
     Ok(metrics::report(&data.labels, &pred, &model.labels.labels, loss))
 }
 
-fn build_model(opts: &FinetuneOptions, labels: LabelSet) -> Result<SequenceClassifier> {
+/// The teacher's logits for a training batch: cached once for the whole
+/// training set, or computed batch by batch (dropout off).
+enum TeacherSignal {
+    Cached(Tensor),
+    Live(SequenceClassifier),
+}
+
+impl TeacherSignal {
+    fn logits(&self, idx: &[usize], ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Cached(all) => {
+                let rows = Tensor::new(idx.iter().map(|&i| i as u32).collect::<Vec<_>>(), all.device())?;
+                Ok(all.index_select(&rows, 0)?)
+            }
+            Self::Live(teacher) => Ok(teacher.model.forward(ids, mask, false)?.detach()),
+        }
+    }
+}
+
+/// Teacher logits for every training example, loaded from or written to the cache.
+fn cached_teacher_logits(opts: &FinetuneOptions, teacher: &SequenceClassifier, train: &Encoded) -> Result<Tensor> {
+    let dir = opts.teacher.as_ref().context("distillation needs a teacher")?;
+    let path = crate::distill::logits_cache_path(&opts.train, dir, opts.max_len)?;
+    if let Ok(t) = candle_core::safetensors::load(&path, &opts.device) {
+        if let Some(l) = t.get("logits").filter(|l| l.dims() == [train.ids.len(), teacher.labels.len()]) {
+            eprintln!("teacher logits from cache {}", path.display());
+            return Ok(l.clone());
+        }
+    }
+    eprintln!("caching teacher logits for {} examples in {}", train.ids.len(), path.display());
+    let mut order: Vec<usize> = (0..train.ids.len()).collect();
+    order.sort_by_key(|&i| train.ids[i].len());
+    let mut rows = vec![Vec::new(); train.ids.len()];
+    for idx in order.chunks(64) {
+        let (ids, mask, _) = batch(teacher, train, idx)?;
+        let logits: Vec<Vec<f32>> = teacher.model.forward(&ids, &mask, false)?.to_vec2()?;
+        for (&i, row) in idx.iter().zip(logits) {
+            rows[i] = row;
+        }
+    }
+    let n_labels = teacher.labels.len();
+    let all = Tensor::from_vec(rows.concat(), (train.ids.len(), n_labels), &opts.device)?;
+    let map = std::collections::HashMap::from([("logits".to_string(), all.clone())]);
+    crate::io::write_atomic_with(&path, |tmp| Ok(candle_core::safetensors::save(&map, tmp)?))?;
+    Ok(all)
+}
+
+fn build_model(opts: &FinetuneOptions, labels: LabelSet, teacher: Option<&SequenceClassifier>) -> Result<SequenceClassifier> {
     match &opts.init {
+        ModelInit::Student { layers, pick } => {
+            let teacher = teacher.context("a student needs --teacher")?;
+            student_from_teacher(teacher, *layers, pick, opts.seed)
+        }
         ModelInit::Pretrained(dir) => SequenceClassifier::from_pretrained(dir, labels, &opts.device, opts.seed),
         ModelInit::Preset { name, vocab } => {
             let tokenizer = crate::tokenize::load_tokenizer_path(vocab)?;
@@ -244,6 +312,19 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
     if labels.len() < 2 {
         bail!("{}: need at least two labels to train a classifier, found {:?}", opts.train.display(), labels.labels);
     }
+    let teacher = match &opts.teacher {
+        Some(dir) => {
+            let t = SequenceClassifier::load(dir, &opts.device)?;
+            if t.labels != labels {
+                bail!(
+                    "label sets differ: the teacher {} predicts {:?}, the training data {} has {:?}",
+                    dir.display(), t.labels.labels, opts.train.display(), labels.labels
+                );
+            }
+            Some(t)
+        }
+        None => None,
+    };
     let checkpoint = existing_checkpoint(&opts.out);
     let (model, state) = match (&checkpoint, opts.resume) {
         (Some(ckpt), true) => {
@@ -268,10 +349,11 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
             ckpt.display()
         ),
         (None, false) => {
-            let model = build_model(opts, labels)?;
+            let model = build_model(opts, labels, teacher.as_ref())?;
             model.save(&opts.out)?; // config, labels, tokenizer (+ initial weights)
             let record = serde_json::json!({
                 "train": opts.train, "dev": opts.dev, "init": format!("{:?}", opts.init),
+                "teacher": opts.teacher, "objective": format!("{:?}", opts.objective),
                 "epochs": opts.epochs, "batch_size": opts.batch_size, "lr": opts.lr,
                 "max_len": opts.max_len, "seed": opts.seed, "warmup_ratio": opts.warmup_ratio,
                 "weight_decay": opts.weight_decay, "max_grad_norm": opts.max_grad_norm,
@@ -283,6 +365,14 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
     };
     let train = encode_dataset(&model, &opts.train, opts.max_len)?;
     let dev = encode_dataset(&model, &opts.dev, opts.max_len)?;
+    let signal = match (&opts.objective, teacher) {
+        (Objective::CrossEntropy, _) => None,
+        (Objective::Distill { .. }, None) => bail!("distillation needs a teacher"),
+        (Objective::Distill { cache_logits: true, .. }, Some(t)) => {
+            Some(TeacherSignal::Cached(cached_teacher_logits(opts, &t, &train)?))
+        }
+        (Objective::Distill { .. }, Some(t)) => Some(TeacherSignal::Live(t)),
+    };
     let lengths: Vec<usize> = train.ids.iter().map(Vec::len).collect();
     let steps_per_epoch = train.ids.len().div_ceil(opts.batch_size);
     let total_steps = steps_per_epoch * opts.epochs;
@@ -322,9 +412,18 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         let batches = epoch_batches(&lengths, opts.batch_size, opts.seed, epoch);
         let (mut loss_sum, mut loss_n, mut epoch_examples) = (0f64, 0usize, 0usize);
         for idx in batches.iter().skip(state.batches_done) {
-            let t = batch(&model, &train, idx)?;
+            let (ids, mask, labels) = batch(&model, &train, idx)?;
             let lr = lr_at(state.step, total_steps, warmup, opts.lr);
-            let loss = train_step(&model, &mut opt, (&t.0, &t.1, &t.2), lr, opts.max_grad_norm).map_err(|e| {
+            let loss_of = |logits: &Tensor| -> Result<Tensor> {
+                match (&opts.objective, &signal) {
+                    (Objective::Distill { temperature, temperature_end, alpha, .. }, Some(signal)) => {
+                        let t = temperature_at(state.step, total_steps, *temperature, *temperature_end);
+                        Ok(kd_loss(logits, &signal.logits(idx, &ids, &mask)?, &labels, t, *alpha)?)
+                    }
+                    _ => Ok(candle_nn::loss::cross_entropy(logits, &labels)?),
+                }
+            };
+            let loss = train_step(&model, &mut opt, (&ids, &mask), loss_of, lr, opts.max_grad_norm).map_err(|e| {
                 e.context(format!(
                     "training stopped; the last good checkpoint in {} is intact (lower --lr or check the data)",
                     opts.out.join(CHECKPOINT).display()

