@@ -62,8 +62,8 @@ pub fn bench_train_step(o: &StepBenchOptions) -> Result<StepBenchResult> {
     let mut times = Vec::with_capacity(o.steps);
     for i in 0..o.warmup + o.steps {
         let t0 = Instant::now();
-        let ce = |logits: &Tensor| Ok(candle_nn::loss::cross_entropy(logits, &labels)?);
-        crate::train::train_step(&model, &mut opt, (&ids, &mask), ce, 1e-4, 1.0)?;
+        let loss = || Ok(candle_nn::loss::cross_entropy(&model.model.forward(&ids, &mask, true)?, &labels)?);
+        crate::train::train_step(&mut opt, loss, 1e-4, 1.0)?;
         if i >= o.warmup {
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }

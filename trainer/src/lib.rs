@@ -6,10 +6,13 @@ pub mod bench;
 pub mod data;
 pub mod distill;
 pub mod encode;
+pub mod exits;
+pub mod fastbert;
 pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod theseus;
 pub mod tokenize;
 pub mod train;
 

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use edge_runtime::exit::ExitPolicy;
 use trainer::{bench, data, distill::LayerPick, encode, model::SequenceClassifier, tokenize, train};
 
 #[derive(Parser)]
@@ -42,6 +43,10 @@ enum Command {
     Finetune(FinetuneArgs),
     /// Distil a fine-tuned teacher into a shallower student (soft-label KD).
     Distill(DistillArgs),
+    /// Compress by progressive module replacement (BERT-of-Theseus).
+    Theseus(TheseusArgs),
+    /// Add FastBERT branch classifiers after every layer and self-distil them.
+    Fastbert(FastBertArgs),
     /// Evaluate a model: accuracy with 95% CI, macro-F1.
     Eval {
         #[arg(long)]
@@ -56,6 +61,12 @@ enum Command {
         /// Token limit; defaults to the length the model was trained with.
         #[arg(long)]
         max_len: Option<usize>,
+        /// Early exit (FastBERT models): leave at the first layer whose normalised entropy is below S.
+        #[arg(long, conflicts_with = "patience")]
+        speed: Option<f32>,
+        /// Early exit (FastBERT models): leave once the prediction is unchanged for P layers (PABEE).
+        #[arg(long)]
+        patience: Option<usize>,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -141,6 +152,63 @@ struct DistillArgs {
 }
 
 #[derive(clap::Args)]
+struct TheseusArgs {
+    /// The fine-tuned predecessor (teacher) model directory; it stays frozen.
+    #[arg(long)]
+    predecessor: PathBuf,
+    #[command(flatten)]
+    io: DataArgs,
+    /// Successor layers; each replaces predecessor_layers / layers predecessor layers.
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    /// constant: p = --replace-rate for --replace-steps steps, then successor only;
+    /// linear: p_t = min(1, k·t + b).
+    #[arg(long, default_value = "constant", value_parser = ["constant", "linear"])]
+    scheduler: String,
+    /// Probability of running a successor module (constant scheduler).
+    #[arg(long, default_value_t = 0.5)]
+    replace_rate: f64,
+    /// Steps of module replacement before successor-only fine-tuning (constant
+    /// scheduler; default: half of all steps).
+    #[arg(long)]
+    replace_steps: Option<usize>,
+    /// Slope k of the linear scheduler.
+    #[arg(long, default_value_t = 0.0006)]
+    linear_k: f64,
+    /// Intercept b of the linear scheduler.
+    #[arg(long, default_value_t = 0.3)]
+    linear_b: f64,
+    /// bernoulli: draw successor or predecessor per module and step; proportional: p-weighted sum of both.
+    #[arg(long, default_value = "bernoulli", value_parser = ["bernoulli", "proportional"])]
+    mix: String,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(clap::Args)]
+struct FastBertArgs {
+    /// The fine-tuned backbone model directory; it and its classifier stay frozen.
+    #[arg(long)]
+    backbone: PathBuf,
+    #[command(flatten)]
+    io: DataArgs,
+    /// Hidden size of each branch classifier.
+    #[arg(long, default_value_t = 128)]
+    branch_hidden: usize,
+    /// Attention heads of each branch classifier.
+    #[arg(long, default_value_t = 2)]
+    branch_heads: usize,
+    /// Add gold-label cross-entropy per branch to the self-distillation loss.
+    #[arg(long)]
+    with_ce: bool,
+    /// Add clause-shuffled copies of the training texts (split-repeat-shuffle).
+    #[arg(long)]
+    augment: bool,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(clap::Args)]
 struct DataArgs {
     /// Training data (JSONL with text/label, or TSV label<TAB>text).
     #[arg(long)]
@@ -217,11 +285,31 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Finetune(a) => finetune(a)?,
         Command::Distill(a) => distill(a)?,
-        Command::Eval { model, data, json, batch_size, max_len, device } => {
+        Command::Theseus(a) => theseus(a)?,
+        Command::Fastbert(a) => fastbert(a)?,
+        Command::Eval { model, data, json, batch_size, max_len, speed, patience, device } => {
             let device = trainer::parse_device(&device)?;
             let m = SequenceClassifier::load(&model, &device)?;
             let max_len = max_len.unwrap_or_else(|| train::trained_max_len(&model, &m));
             let encoded = train::encode_dataset(&m, &data, max_len)?;
+            if m.model.has_branches() || speed.is_some() || patience.is_some() {
+                let policy = match (speed, patience) {
+                    (Some(speed), _) => ExitPolicy::Entropy { speed },
+                    (_, Some(n)) => ExitPolicy::Patience { n },
+                    _ => ExitPolicy::Full,
+                };
+                let r = trainer::exits::evaluate_with_exits(&m, &encoded, batch_size, policy)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!(
+                        "n {}  accuracy {:.4}  95% CI [{:.4}, {:.4}]  macro-F1 {:.4}  mean layers {:.2}  FLOP speed-up {:.2}x  exits {:?}",
+                        r.eval.n, r.eval.accuracy, r.eval.accuracy_ci95[0], r.eval.accuracy_ci95[1], r.eval.macro_f1,
+                        r.mean_layers, r.flop_speedup, r.exit_histogram
+                    );
+                }
+                return Ok(());
+            }
             let r = train::evaluate(&m, &encoded, batch_size)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -279,6 +367,32 @@ fn distill(a: DistillArgs) -> Result<()> {
     };
     let init = train::ModelInit::Student { layers: a.layers, pick };
     run_training(options(a.io, a.train, init, Some(a.teacher), objective)?)
+}
+
+fn theseus(a: TheseusArgs) -> Result<()> {
+    let scheduler = match a.scheduler.as_str() {
+        "linear" => train::Scheduler::Linear { k: a.linear_k, b: a.linear_b },
+        _ => {
+            let replace_steps = match a.replace_steps {
+                Some(n) => n,
+                None => {
+                    // Half of all steps, as the paper's constant schedule does.
+                    let n = data::read_dataset(&a.io.train)?.len();
+                    n.div_ceil(a.train.batch_size.max(1)) * a.train.epochs / 2
+                }
+            };
+            train::Scheduler::Constant { rate: a.replace_rate, replace_steps }
+        }
+    };
+    let mix = if a.mix == "proportional" { train::Mix::Proportional } else { train::Mix::Bernoulli };
+    let init = train::ModelInit::Student { layers: a.layers, pick: LayerPick::First };
+    run_training(options(a.io, a.train, init, Some(a.predecessor), train::Objective::Theseus { scheduler, mix })?)
+}
+
+fn fastbert(a: FastBertArgs) -> Result<()> {
+    let branches = trainer::model::branch::BranchConfig { hidden_size: a.branch_hidden, num_attention_heads: a.branch_heads };
+    let objective = train::Objective::FastBert { with_ce: a.with_ce, augment: a.augment };
+    run_training(options(a.io, a.train, train::ModelInit::Branches(branches), Some(a.backbone), objective)?)
 }
 
 fn options(

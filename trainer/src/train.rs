@@ -4,11 +4,15 @@
 
 use crate::data::{read_dataset, LabelSet};
 use crate::distill::{kd_loss, student_from_teacher, temperature_at, LayerPick};
+use crate::model::branch::BranchConfig;
+use crate::theseus::mixed_forward;
+pub use crate::theseus::{Mix, Scheduler};
 use crate::metrics::{self, EvalReport};
 use crate::model::{presets, SequenceClassifier};
 use crate::optim::AdamW;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
+use edge_runtime::exit::ExitPolicy;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -23,6 +27,8 @@ pub enum ModelInit {
     Preset { name: String, vocab: PathBuf },
     /// A shallow student of `FinetuneOptions::teacher`, initialised from its layers.
     Student { layers: usize, pick: LayerPick },
+    /// `FinetuneOptions::teacher` with FastBERT branch classifiers added.
+    Branches(BranchConfig),
 }
 
 /// What the student learns from.
@@ -32,6 +38,21 @@ pub enum Objective {
     CrossEntropy,
     /// Gold labels and the teacher's softened logits (see [`crate::distill::kd_loss`]).
     Distill { temperature: f64, temperature_end: Option<f64>, alpha: f64, cache_logits: bool },
+    /// BERT-of-Theseus module replacement with the teacher as predecessor.
+    Theseus { scheduler: Scheduler, mix: Mix },
+    /// FastBERT self-distillation of the branch classifiers.
+    FastBert { with_ce: bool, augment: bool },
+}
+
+impl Objective {
+    /// Which parameters the optimiser updates; the rest stay frozen.
+    fn trains(&self, name: &str) -> bool {
+        match self {
+            Self::Theseus { .. } => name.starts_with("bert.encoder.layer."),
+            Self::FastBert { .. } => name.starts_with("branches."),
+            _ => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,18 +172,10 @@ pub fn batch(model: &SequenceClassifier, data: &Encoded, idx: &[usize]) -> Resul
     Ok((ids, mask, Tensor::new(labels, &model.device)?))
 }
 
-/// One optimisation step; `loss_of` turns the logits into the loss. Returns
-/// the loss before the update.
-pub fn train_step(
-    model: &SequenceClassifier,
-    opt: &mut AdamW,
-    (ids, mask): (&Tensor, &Tensor),
-    loss_of: impl FnOnce(&Tensor) -> Result<Tensor>,
-    lr: f64,
-    max_grad_norm: f64,
-) -> Result<f32> {
-    let logits = model.model.forward(ids, mask, true)?;
-    let loss = loss_of(&logits)?;
+/// One optimisation step on the loss that `loss` computes. Returns the loss
+/// before the update.
+pub fn train_step(opt: &mut AdamW, loss: impl FnOnce() -> Result<Tensor>, lr: f64, max_grad_norm: f64) -> Result<f32> {
+    let loss = loss()?;
     let loss_value = loss.to_scalar::<f32>()?;
     if !loss_value.is_finite() {
         bail!("non-finite training loss ({loss_value}) at step {}", opt.step + 1);
@@ -247,7 +260,14 @@ fn build_model(opts: &FinetuneOptions, labels: LabelSet, teacher: Option<&Sequen
     match &opts.init {
         ModelInit::Student { layers, pick } => {
             let teacher = teacher.context("a student needs --teacher")?;
+            if let Objective::Theseus { .. } = opts.objective {
+                crate::theseus::block_size(teacher.config.num_hidden_layers, *layers)?;
+            }
             student_from_teacher(teacher, *layers, pick, opts.seed)
+        }
+        ModelInit::Branches(branches) => {
+            let backbone = opts.teacher.as_ref().context("FastBERT needs a backbone")?;
+            SequenceClassifier::with_branches(backbone, *branches, &opts.device, opts.seed)
         }
         ModelInit::Pretrained(dir) => SequenceClassifier::from_pretrained(dir, labels, &opts.device, opts.seed),
         ModelInit::Preset { name, vocab } => {
@@ -273,6 +293,25 @@ pub fn trained_max_len(dir: &Path, model: &SequenceClassifier) -> usize {
         .and_then(|v| v["max_len"].as_u64())
         .map(|n| n as usize)
         .unwrap_or(model.config.max_position_embeddings)
+}
+
+/// FastBERT's split-repeat-shuffle augmentation: clause-shuffled copies of the
+/// training texts, keeping their labels (used only by `--with-ce`).
+fn augment_training_set(model: &SequenceClassifier, path: &Path, max_len: usize, seed: u64, train: &mut Encoded) -> Result<()> {
+    let examples = read_dataset(path)?;
+    let labels = model.labels.encode(&examples, path)?;
+    let mut tok = model.tokenizer.clone();
+    crate::tokenize::set_max_len(&mut tok, max_len)?;
+    let mut added = 0;
+    for (e, label) in examples.iter().zip(labels) {
+        for text in crate::fastbert::augment(std::slice::from_ref(&e.text), seed ^ e.line as u64) {
+            train.ids.push(crate::tokenize::encode_ids(&tok, &text)?);
+            train.labels.push(label);
+            added += 1;
+        }
+    }
+    eprintln!("augmentation added {added} clause-shuffled copies to {} training texts", examples.len());
+    Ok(())
 }
 
 /// Replaces `out/checkpoint` with a new one: written to a temporary directory,
@@ -363,10 +402,15 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
             (model, None)
         }
     };
-    let train = encode_dataset(&model, &opts.train, opts.max_len)?;
+    let mut train = encode_dataset(&model, &opts.train, opts.max_len)?;
+    if let Objective::FastBert { augment: true, .. } = opts.objective {
+        augment_training_set(&model, &opts.train, opts.max_len, opts.seed, &mut train)?;
+    }
     let dev = encode_dataset(&model, &opts.dev, opts.max_len)?;
     let signal = match (&opts.objective, teacher) {
-        (Objective::CrossEntropy, _) => None,
+        (Objective::CrossEntropy | Objective::FastBert { .. }, _) => None,
+        (Objective::Theseus { .. }, None) => bail!("Theseus needs a predecessor"),
+        (Objective::Theseus { .. }, Some(t)) => Some(TeacherSignal::Live(t)),
         (Objective::Distill { .. }, None) => bail!("distillation needs a teacher"),
         (Objective::Distill { cache_logits: true, .. }, Some(t)) => {
             Some(TeacherSignal::Cached(cached_teacher_logits(opts, &t, &train)?))
@@ -378,7 +422,9 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
     let total_steps = steps_per_epoch * opts.epochs;
     let warmup = ((total_steps as f64) * opts.warmup_ratio).round() as usize;
 
-    let mut opt = AdamW::new(model.varmap.data().lock().unwrap().clone(), opts.weight_decay)?;
+    let mut trainable = model.varmap.data().lock().unwrap().clone();
+    trainable.retain(|name, _| opts.objective.trains(name));
+    let mut opt = AdamW::new(trainable, opts.weight_decay)?;
     let mut state = match state {
         Some(s) => {
             opt.load(&checkpoint.as_ref().unwrap().join("optimizer.safetensors"), s.step)?;
@@ -414,16 +460,30 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         for idx in batches.iter().skip(state.batches_done) {
             let (ids, mask, labels) = batch(&model, &train, idx)?;
             let lr = lr_at(state.step, total_steps, warmup, opts.lr);
-            let loss_of = |logits: &Tensor| -> Result<Tensor> {
+            let step = state.step;
+            let loss_of = || -> Result<Tensor> {
                 match (&opts.objective, &signal) {
                     (Objective::Distill { temperature, temperature_end, alpha, .. }, Some(signal)) => {
-                        let t = temperature_at(state.step, total_steps, *temperature, *temperature_end);
-                        Ok(kd_loss(logits, &signal.logits(idx, &ids, &mask)?, &labels, t, *alpha)?)
+                        let logits = model.model.forward(&ids, &mask, true)?;
+                        let t = temperature_at(step, total_steps, *temperature, *temperature_end);
+                        Ok(kd_loss(&logits, &signal.logits(idx, &ids, &mask)?, &labels, t, *alpha)?)
                     }
-                    _ => Ok(candle_nn::loss::cross_entropy(logits, &labels)?),
+                    (Objective::Theseus { scheduler, mix }, Some(TeacherSignal::Live(predecessor))) => {
+                        let p = scheduler.rate(step);
+                        let seed = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(step as u64);
+                        let logits = mixed_forward(&model, predecessor, (&ids, &mask), p, *mix, seed, true)?;
+                        Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
+                    }
+                    (Objective::FastBert { with_ce, .. }, _) => {
+                        crate::fastbert::branch_loss(&model, (&ids, &mask, &labels), *with_ce)
+                    }
+                    _ => {
+                        let logits = model.model.forward(&ids, &mask, true)?;
+                        Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
+                    }
                 }
             };
-            let loss = train_step(&model, &mut opt, (&ids, &mask), loss_of, lr, opts.max_grad_norm).map_err(|e| {
+            let loss = train_step(&mut opt, loss_of, lr, opts.max_grad_norm).map_err(|e| {
                 e.context(format!(
                     "training stopped; the last good checkpoint in {} is intact (lower --lr or check the data)",
                     opts.out.join(CHECKPOINT).display()
@@ -452,7 +512,14 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         let epoch_secs = epoch_start.elapsed().as_secs_f64();
         trained_examples += epoch_examples;
         train_secs += epoch_secs;
-        let report = evaluate(&model, &dev, opts.batch_size.max(64))?;
+        let report = if model.model.has_branches() {
+            // FastBERT: the backbone is frozen, so rank epochs by the branches' mean accuracy.
+            let r = crate::exits::evaluate_with_exits(&model, &dev, opts.batch_size.max(64), ExitPolicy::Full)?;
+            let branches = &r.exit_accuracy[..r.exit_accuracy.len() - 1];
+            EvalReport { accuracy: branches.iter().sum::<f64>() / branches.len() as f64, ..r.eval }
+        } else {
+            evaluate(&model, &dev, opts.batch_size.max(64))?
+        };
         let best = report.accuracy > state.best_dev_accuracy;
         if best {
             state.best_dev_accuracy = report.accuracy;

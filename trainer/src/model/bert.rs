@@ -7,6 +7,7 @@
 
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Dropout, Embedding, Init, VarBuilder};
+use super::branch::{BranchClassifier, BranchConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -67,6 +68,9 @@ pub struct Config {
     pub id2label: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub label2id: BTreeMap<String, usize>,
+    /// FastBERT branch classifiers after every layer but the last (ignored by HF tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_branches: Option<BranchConfig>,
 }
 
 fn default_model_type() -> String {
@@ -129,7 +133,7 @@ impl Module for Linear {
     }
 }
 
-fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder, cfg: &Config) -> Result<Linear> {
+pub(crate) fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder, cfg: &Config) -> Result<Linear> {
     let weight = vb.get_with_hints((out_dim, in_dim), "weight", normal(cfg))?;
     let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.))?;
     Ok(Linear { weight, bias })
@@ -361,20 +365,44 @@ impl BertModel {
     }
 }
 
-/// `BertForSequenceClassification`: pooled [CLS] → dropout → linear.
+/// `BertForSequenceClassification`: pooled [CLS] → dropout → linear; plus,
+/// for FastBERT models, a branch classifier after every layer but the last.
 pub struct BertForSequenceClassification {
     pub bert: BertModel,
     dropout: Dropout,
     classifier: Linear,
+    pub branches: Vec<BranchClassifier>,
 }
 
 impl BertForSequenceClassification {
     pub fn load(vb: VarBuilder, cfg: &Config, num_labels: usize) -> Result<Self> {
+        let branches = match &cfg.exit_branches {
+            Some(b) => (0..cfg.num_hidden_layers.saturating_sub(1))
+                .map(|i| BranchClassifier::load(vb.pp(format!("branches.{i}")), cfg, b, num_labels))
+                .collect::<Result<Vec<_>>>()?,
+            None => vec![],
+        };
         Ok(Self {
             bert: BertModel::load(vb.pp("bert"), cfg)?,
             dropout: Dropout::new(cfg.hidden_dropout_prob as f32),
             classifier: linear(cfg.hidden_size, num_labels, vb.pp("classifier"), cfg)?,
+            branches,
         })
+    }
+
+    /// Logits of the exit after layer `layer` (0-based): a branch, or the
+    /// final classifier after the last layer.
+    pub fn exit_logits(&self, layer: usize, hidden: &Tensor, attn_bias: &Tensor) -> Result<Tensor> {
+        if layer + 1 == self.bert.layers.len() {
+            self.classify(hidden, false)
+        } else {
+            self.branches[layer].forward(hidden, attn_bias)
+        }
+    }
+
+    /// Number of exits: one per layer for FastBERT models, else only the final one.
+    pub fn has_branches(&self) -> bool {
+        !self.branches.is_empty()
     }
 
     /// Logits from final hidden states.

@@ -2,6 +2,7 @@
 //! `tokenizer.json`, `vocab.txt`, plus our `labels.json`.
 
 use super::bert::{BertForSequenceClassification, Config};
+use super::branch::BranchConfig;
 use crate::data::LabelSet;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -83,6 +84,24 @@ impl SequenceClassifier {
         Ok(me)
     }
 
+    /// A backbone model directory with FastBERT branch classifiers added (fresh).
+    pub fn with_branches(dir: &Path, branches: BranchConfig, device: &Device, seed: u64) -> Result<Self> {
+        let mut config = read_config(&dir.join("config.json"))?;
+        if config.num_hidden_layers < 2 {
+            bail!("{}: a backbone needs at least 2 layers to have early exits", dir.display());
+        }
+        config.exit_branches = Some(branches);
+        let labels = LabelSet::load(&dir.join("labels.json"))?;
+        let tokenizer = crate::tokenize::load_tokenizer(dir)?;
+        let me = Self::new(config, labels, tokenizer, device, seed)?;
+        let weights = dir.join("model.safetensors");
+        let fresh = me.load_weights(&weights, true)?;
+        if let Some(name) = fresh.iter().find(|n| !n.starts_with("branches.")) {
+            bail!("{}: missing tensor {name} (a backbone must be a fine-tuned classifier)", weights.display());
+        }
+        Ok(me)
+    }
+
     /// Copies tensors from a safetensors file into the model. Names may carry
     /// the `bert.` prefix or not (sentence-transformers checkpoints drop it).
     pub fn load_weights(&self, path: &Path, allow_new_head: bool) -> Result<Vec<String>> {
@@ -100,7 +119,9 @@ impl SequenceClassifier {
                 .or_else(|| stripped.and_then(|s| tensors.get(s)))
                 .or_else(|| legacy_layer_norm_name(name).and_then(|n| tensors.get(&n)));
             let Some(t) = found else {
-                let is_head = name.starts_with("classifier.") || name.starts_with("bert.pooler.");
+                let is_head = name.starts_with("classifier.")
+                    || name.starts_with("bert.pooler.")
+                    || name.starts_with("branches.");
                 if allow_new_head && is_head {
                     fresh.push(name.clone());
                     continue;

@@ -1,4 +1,5 @@
 pub mod bert;
+pub mod branch;
 pub mod checkpoint;
 pub mod presets;
 

@@ -33,5 +33,6 @@ pub fn preset(name: &str, vocab_size: usize) -> Result<Config> {
         architectures: vec![],
         id2label: BTreeMap::new(),
         label2id: BTreeMap::new(),
+        exit_branches: None,
     })
 }
