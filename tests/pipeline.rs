@@ -25,26 +25,15 @@ fn raw_corpus_to_evaluated_tiny_model() {
     tokenize::save_tokenizer(&tokenize::build_vocab(&train_texts, 8000, 1).unwrap(), &vocab_dir).unwrap();
 
     let out = tmp.path().join("model");
+    let init = train::ModelInit::Preset { name: "tiny".into(), vocab: vocab_dir };
     let opts = train::FinetuneOptions {
-        train: split.join("train.jsonl"),
-        dev: split.join("dev.jsonl"),
-        out: out.clone(),
-        init: train::ModelInit::Preset { name: "tiny".into(), vocab: vocab_dir },
-        teacher: None,
-        objective: train::Objective::CrossEntropy,
         epochs: 8,
         batch_size: 16,
         lr: 2e-3,
         max_len: 64,
         seed: 3,
-        warmup_ratio: 0.1,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
         save_every: 0,
-        resume: false,
-        stop_after_steps: None,
-        device: candle_core::Device::Cpu,
-        progress: false,
+        ..train::FinetuneOptions::new(split.join("train.jsonl"), split.join("dev.jsonl"), out.clone(), init)
     };
     train::finetune(&opts).unwrap();
 

@@ -430,10 +430,6 @@ fn options(
     objective: train::Objective,
 ) -> Result<train::FinetuneOptions> {
     Ok(train::FinetuneOptions {
-        train: io.train,
-        dev: io.dev,
-        out: io.out,
-        init,
         teacher,
         objective,
         epochs: t.epochs,
@@ -449,6 +445,7 @@ fn options(
         stop_after_steps: t.stop_after_steps,
         device: trainer::parse_device(&t.device)?,
         progress: true,
+        ..train::FinetuneOptions::new(io.train, io.dev, io.out, init)
     })
 }
 

@@ -82,6 +82,33 @@ pub struct FinetuneOptions {
     pub progress: bool,
 }
 
+impl FinetuneOptions {
+    /// Plain fine-tuning with the CLI's defaults; set other fields with struct update syntax.
+    pub fn new(train: PathBuf, dev: PathBuf, out: PathBuf, init: ModelInit) -> Self {
+        Self {
+            train,
+            dev,
+            out,
+            init,
+            teacher: None,
+            objective: Objective::CrossEntropy,
+            epochs: 3,
+            batch_size: 32,
+            lr: 5e-5,
+            max_len: 128,
+            seed: 42,
+            warmup_ratio: 0.1,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            save_every: 200,
+            resume: false,
+            stop_after_steps: None,
+            device: Device::Cpu,
+            progress: false,
+        }
+    }
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochMetrics {

