@@ -2,10 +2,10 @@
 //! parameter names (`bert.embeddings.word_embeddings.weight`, ...) so HF
 //! checkpoints load as they are and ours load in HF tools.
 //!
-//! Layer norm and softmax are written with plain tensor ops rather than
-//! candle-nn's fused kernels because the fused kernels have no backward pass.
+//! Layer norm and softmax are our own fused ops (`fused.rs`): candle-nn's
+//! fused kernels have no backward pass.
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Dropout, Embedding, Init, VarBuilder};
 use super::branch::{BranchClassifier, BranchConfig};
 use serde::{Deserialize, Serialize};
@@ -162,20 +162,11 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+        super::fused::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
-/// Softmax over the last dimension, differentiable (candle-nn's fused one is not).
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?;
-    let exp = x.broadcast_sub(&max)?.exp()?;
-    exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
-}
+pub use super::fused::softmax_last_dim;
 
 pub struct BertEmbeddings {
     word_embeddings: Embedding,

@@ -1,6 +1,7 @@
 pub mod bert;
 pub mod branch;
 pub mod checkpoint;
+pub mod fused;
 pub mod presets;
 
 pub use bert::{BertForSequenceClassification, Config};
