@@ -7,6 +7,7 @@ pub mod data;
 pub mod distill;
 pub mod encode;
 pub mod exits;
+pub mod export;
 pub mod fastbert;
 pub mod io;
 pub mod metrics;

@@ -80,6 +80,16 @@ enum Command {
         #[arg(required = true)]
         texts: Vec<String>,
     },
+    /// Export a model directory as a deployable bundle (ONNX segments + tokenizer + manifest).
+    Export {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Token limit the runtime enforces; defaults to the training length.
+        #[arg(long)]
+        max_len: Option<usize>,
+    },
     /// Tabulate compression runs (scripts/compression-table.sh): mean ± sd over seeds, plus an SVG plot.
     Table {
         /// Directory with seed-*/ROW/ runs.
@@ -345,6 +355,11 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{:?}\n  ids  {:?}\n  cls  {:?}...\n  mean {:?}...", e.text, e.ids, &e.cls[..4], &e.mean[..4]);
                 }
             }
+        }
+        Command::Export { model, out, max_len } => {
+            let m = trainer::export::export(&model, &out, max_len)?;
+            let exits = m.exits.iter().filter(|e| e.is_some()).count();
+            eprintln!("bundle with {} layers and {exits} exits written to {}", m.num_layers, out.display());
         }
         Command::Table { runs, teacher, teacher_report, plot } => {
             let layers = trainer::model::checkpoint::read_config(&teacher.join("config.json"))?.num_hidden_layers;

@@ -1,0 +1,223 @@
+//! `EdgeClassifier`: loads a bundle into optimized tract plans (one per
+//! segment, symbolic batch and sequence length so no input re-optimizes) and
+//! classifies layer by layer, running no graph after a sample's exit.
+
+use crate::bundle::{BundleError, Manifest};
+use crate::exit::{argmax, softmax, ExitDecider, ExitPolicy};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tract_onnx::prelude::*;
+
+type Plan = Arc<TypedRunnableModel>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("{path}: cannot load graph: {source:#}")]
+    Graph { path: String, source: TractError },
+    #[error("{path}: cannot load tokenizer: {message}")]
+    Tokenizer { path: String, message: String },
+    #[error("inference failed in {segment}: {source:#}")]
+    Run { segment: String, source: TractError },
+    #[error("empty text")]
+    EmptyText,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub label: String,
+    pub probs: Vec<f32>,
+    /// 1-based layer after which the sample exited.
+    pub exit_layer: usize,
+    /// Wall time of each segment run for this sample's batch: embeddings, then
+    /// layer+exit for every layer it went through.
+    pub latencies: Vec<Duration>,
+    /// The input had more tokens than the bundle's max_seq_len and was cut.
+    pub truncated: bool,
+}
+
+pub struct EdgeClassifier {
+    pub manifest: Manifest,
+    tokenizer: tokenizers::Tokenizer,
+    embeddings: Plan,
+    layers: Vec<Plan>,
+    exits: Vec<Option<Plan>>,
+}
+
+fn load_plan(dir: &Path, file: &str) -> Result<Plan, RuntimeError> {
+    let path = dir.join(file);
+    let graph = |source| RuntimeError::Graph { path: path.display().to_string(), source };
+    tract_onnx::onnx()
+        .model_for_path(&path)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(graph)
+}
+
+fn run(plan: &Plan, segment: &str, inputs: TVec<TValue>) -> Result<TVec<TValue>, RuntimeError> {
+    plan.run(inputs).map_err(|source| RuntimeError::Run { segment: segment.to_string(), source })
+}
+
+impl EdgeClassifier {
+    /// Verifies the manifest and checksums, then builds one optimized plan per graph.
+    pub fn load(dir: &Path) -> Result<Self, RuntimeError> {
+        let manifest = Manifest::load(dir)?;
+        let tok_path = dir.join(&manifest.tokenizer);
+        let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| RuntimeError::Tokenizer {
+            path: tok_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        tokenizer.with_padding(None);
+        let trunc = tokenizers::TruncationParams { max_length: manifest.max_seq_len, ..Default::default() };
+        tokenizer
+            .with_truncation(Some(trunc))
+            .map_err(|e| RuntimeError::Tokenizer { path: tok_path.display().to_string(), message: e.to_string() })?;
+        let embeddings = load_plan(dir, &manifest.embeddings)?;
+        let layers = manifest.layers.iter().map(|f| load_plan(dir, f)).collect::<Result<_, _>>()?;
+        let exits = manifest
+            .exits
+            .iter()
+            .map(|e| e.as_ref().map(|f| load_plan(dir, f)).transpose())
+            .collect::<Result<_, _>>()?;
+        Ok(Self { manifest, tokenizer, embeddings, layers, exits })
+    }
+
+    /// Token ids with [CLS]/[SEP], cut to max_seq_len; says whether it cut.
+    pub fn tokenize(&self, text: &str) -> Result<(Vec<u32>, bool), RuntimeError> {
+        if text.trim().is_empty() {
+            return Err(RuntimeError::EmptyText);
+        }
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| RuntimeError::Tokenizer { path: self.manifest.tokenizer.clone(), message: e.to_string() })?;
+        Ok((enc.get_ids().to_vec(), !enc.get_overflowing().is_empty()))
+    }
+
+    pub fn classify(&self, text: &str, policy: ExitPolicy) -> Result<Prediction, RuntimeError> {
+        let (ids, truncated) = self.tokenize(text)?;
+        let mut p = self.classify_ids(&[ids], policy)?.remove(0);
+        p.truncated = truncated;
+        Ok(p)
+    }
+
+    /// Classifies a batch on a shrinking batch: samples that exit leave it, the
+    /// rest go on; once none is left no further graph runs.
+    pub fn classify_ids(&self, batch: &[Vec<u32>], policy: ExitPolicy) -> Result<Vec<Prediction>, RuntimeError> {
+        let width = batch.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch.len() * width);
+        let mut mask = Vec::with_capacity(batch.len() * width);
+        for row in batch {
+            ids.extend(row.iter().map(|&t| t as i64).chain(std::iter::repeat_n(0, width - row.len())));
+            mask.extend(std::iter::repeat_n(1i64, row.len()).chain(std::iter::repeat_n(0, width - row.len())));
+        }
+        let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), source: e };
+        let ids = Tensor::from_shape(&[batch.len(), width], &ids).map_err(to_run)?;
+        let mut mask = Tensor::from_shape(&[batch.len(), width], &mask).map_err(to_run)?;
+        let t0 = Instant::now();
+        let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
+        let mut latencies = vec![vec![t0.elapsed()]; batch.len()];
+        let mut active: Vec<usize> = (0..batch.len()).collect();
+        let mut deciders: Vec<ExitDecider> = active.iter().map(|_| ExitDecider::new(policy)).collect();
+        let mut out: Vec<Option<Prediction>> = vec![None; batch.len()];
+        let n = self.layers.len();
+        for layer in 0..n {
+            let t = Instant::now();
+            let inputs = tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue());
+            hidden = run(&self.layers[layer], &self.manifest.layers[layer], inputs)?.remove(0).into_tensor();
+            let Some(exit) = &self.exits[layer] else {
+                let dt = t.elapsed();
+                active.iter().for_each(|&i| latencies[i].push(dt));
+                continue;
+            };
+            let inputs = tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue());
+            let logits = run(exit, &format!("exit {}", layer + 1), inputs)?.remove(0);
+            let logits = logits.to_plain_array_view::<f32>().map_err(to_run)?;
+            let dt = t.elapsed();
+            let mut keep = Vec::new();
+            for (row, &i) in active.iter().enumerate() {
+                latencies[i].push(dt);
+                let probs = softmax(logits.index_axis(tract_ndarray::Axis(0), row).as_slice().unwrap_or(&[]));
+                if layer + 1 == n || deciders[row].should_exit(&probs) {
+                    out[i] = Some(Prediction {
+                        label: self.manifest.labels[argmax(&probs)].clone(),
+                        probs,
+                        exit_layer: layer + 1,
+                        latencies: std::mem::take(&mut latencies[i]),
+                        truncated: false,
+                    });
+                } else {
+                    keep.push(row);
+                }
+            }
+            if keep.is_empty() {
+                break;
+            }
+            if keep.len() < active.len() {
+                let rows: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
+                let idx = Tensor::from_shape(&[rows.len()], &rows).map_err(to_run)?;
+                hidden = select_rows(&hidden, &idx).map_err(to_run)?;
+                mask = select_rows(&mask, &idx).map_err(to_run)?;
+                active = keep.iter().map(|&r| active[r]).collect();
+                deciders = keep.iter().map(|&r| deciders[r].clone()).collect();
+            }
+        }
+        Ok(out.into_iter().map(|p| p.expect("every sample exits at the last layer")).collect())
+    }
+}
+
+impl EdgeClassifier {
+    /// Logits of every exit for every sample, running all layers (for parity
+    /// checks against other implementations): `[layer][sample][label]`, `None`
+    /// where a layer has no exit.
+    pub fn all_exit_logits(&self, batch: &[Vec<u32>]) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
+        let width = batch.iter().map(Vec::len).max().unwrap_or(0);
+        let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), source: e };
+        let pad = |v: &[i64]| v.iter().copied().chain(std::iter::repeat_n(0, width - v.len())).collect::<Vec<_>>();
+        let ids: Vec<i64> = batch.iter().flat_map(|r| pad(&r.iter().map(|&t| t as i64).collect::<Vec<_>>())).collect();
+        let mask: Vec<i64> = batch.iter().flat_map(|r| pad(&vec![1; r.len()])).collect();
+        let ids = Tensor::from_shape(&[batch.len(), width], &ids).map_err(to_run)?;
+        let mask = Tensor::from_shape(&[batch.len(), width], &mask).map_err(to_run)?;
+        let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
+        let mut out = Vec::new();
+        for (layer, plan) in self.layers.iter().enumerate() {
+            hidden = run(plan, &self.manifest.layers[layer], tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue()))?
+                .remove(0)
+                .into_tensor();
+            out.push(match &self.exits[layer] {
+                None => None,
+                Some(exit) => {
+                    let l = run(exit, "exit", tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue()))?.remove(0);
+                    let v = l.to_plain_array_view::<f32>().map_err(to_run)?;
+                    Some(v.outer_iter().map(|r| r.iter().copied().collect()).collect())
+                }
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Rows `idx` of a tensor along axis 0.
+fn select_rows(t: &Tensor, idx: &Tensor) -> TractResult<Tensor> {
+    let idx = idx.to_plain_array_view::<i64>()?;
+    let rows: Vec<usize> = idx.iter().map(|&i| i as usize).collect();
+    let mut shape = t.shape().to_vec();
+    shape[0] = rows.len();
+    let per_row: usize = t.shape()[1..].iter().product();
+    match t.datum_type() {
+        DatumType::F32 => {
+            let view = t.to_plain_array_view::<f32>()?;
+            let v = view.as_slice().ok_or_else(|| anyhow::anyhow!("non-contiguous tensor"))?;
+            let data: Vec<f32> = rows.iter().flat_map(|&r| v[r * per_row..(r + 1) * per_row].iter().copied()).collect();
+            Tensor::from_shape(&shape, &data)
+        }
+        _ => {
+            let view = t.to_plain_array_view::<i64>()?;
+            let v = view.as_slice().ok_or_else(|| anyhow::anyhow!("non-contiguous tensor"))?;
+            let data: Vec<i64> = rows.iter().flat_map(|&r| v[r * per_row..(r + 1) * per_row].iter().copied()).collect();
+            Tensor::from_shape(&shape, &data)
+        }
+    }
+}
