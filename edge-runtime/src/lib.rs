@@ -5,12 +5,17 @@
 //! trainer evaluation and on the device), the bundle format, and the ONNX
 //! graphs that make a bundle.
 
+pub mod bench;
 pub mod bundle;
+pub mod calibrate;
+pub mod data;
 pub mod exit;
 pub mod graphs;
 pub mod onnx;
+pub mod plots;
 pub mod runtime;
+pub mod stats;
 
 pub use bundle::{Manifest, Precision};
 pub use exit::{ExitDecider, ExitPolicy};
-pub use runtime::{EdgeClassifier, Prediction};
+pub use runtime::{set_threads, EdgeClassifier, Prediction};

@@ -1,8 +1,11 @@
-//! `edge-runtime`: classify text on the device with a bundle, exiting early.
+//! `edge-runtime`: classify text on the device with a bundle, exiting early;
+//! benchmark what each exit layer costs; calibrate the default exit policy.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-use edge_runtime::{EdgeClassifier, ExitPolicy};
+use clap::{ArgGroup, Parser, Subcommand};
+use edge_runtime::bench::{bench, markdown, write_report, BenchOptions};
+use edge_runtime::calibrate::{calibrate_bundle, Target};
+use edge_runtime::{set_threads, EdgeClassifier, ExitPolicy, Prediction};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -12,27 +15,83 @@ const MAX_LINE_BYTES: usize = 1 << 20;
 #[derive(Parser)]
 #[command(name = "edge-runtime", version, about = "Run a BERT bundle layer by layer with early exit (tract)")]
 struct Cli {
+    /// Threads for tract's matrix products (1 = the calling thread only).
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct PolicyArgs {
+    /// Exit at the first layer whose normalised entropy is below S (FastBERT).
+    #[arg(long, conflicts_with_all = ["patience", "full"])]
+    speed: Option<f32>,
+    /// Exit once the prediction is unchanged for P consecutive layers (PABEE).
+    #[arg(long, conflicts_with = "full")]
+    patience: Option<usize>,
+    /// Run every layer.
+    #[arg(long)]
+    full: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Classify texts (arguments, or one per stdin line); one JSON line per text.
+    /// Classify texts (arguments, or one per stdin line); one JSON line per text:
+    /// {"text","label","prob","exit_layer","latency_us","truncated"}.
+    /// Without a policy flag the bundle's default policy is used.
     Classify {
-        /// Bundle directory (from `trainer export`).
+        /// Bundle directory (from `trainer export` or `quantize`).
         #[arg(long)]
         bundle: PathBuf,
-        /// Exit at the first layer whose normalised entropy is below S (FastBERT).
-        #[arg(long, conflicts_with_all = ["patience", "full"])]
-        speed: Option<f32>,
-        /// Exit once the prediction is unchanged for P consecutive layers (PABEE).
-        #[arg(long, conflicts_with = "full")]
-        patience: Option<usize>,
-        /// Run every layer.
-        #[arg(long)]
-        full: bool,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Texts classified together; those that exit leave the batch, the rest go on.
+        #[arg(long, default_value_t = 1)]
+        batch_size: usize,
         texts: Vec<String>,
+    },
+    /// Accuracy, layers run, exit histogram and latency per exit layer under
+    /// several policies, side by side; writes report.json, report.md and SVG plots.
+    Bench {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Labelled JSONL ({"text","label"} per line), e.g. the test split.
+        #[arg(long)]
+        data: PathBuf,
+        /// Entropy speeds to measure (bundles with an exit after every layer).
+        #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3,0.5,0.8")]
+        speeds: Vec<f32>,
+        /// Patience values to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
+        patience: Vec<usize>,
+        /// Report directory.
+        #[arg(long, default_value = "bench-report")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        batch_size: usize,
+        /// Texts run before timing starts.
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+        /// Measure only the first N texts.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Choose the exit policy on labelled data and make it the bundle's default
+    /// (the manifest is rewritten atomically).
+    #[command(group(ArgGroup::new("goal").required(true).args(["max_accuracy_drop", "target_latency_ms"])))]
+    Calibrate {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Labelled JSONL to calibrate on (use the dev split, not the test split).
+        #[arg(long)]
+        data: PathBuf,
+        /// Fastest policy at most this many accuracy points below full depth.
+        #[arg(long)]
+        max_accuracy_drop: Option<f64>,
+        /// Most accurate policy whose estimated mean latency fits this budget.
+        #[arg(long)]
+        target_latency_ms: Option<f64>,
     },
 }
 
@@ -44,61 +103,131 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    set_threads(cli.threads);
     match cli.command {
-        Command::Classify { bundle, speed, patience, full, texts } => {
+        Command::Classify { bundle, policy, batch_size, texts } => {
             let model = EdgeClassifier::load(&bundle)?;
-            let policy = match (speed, patience, full) {
+            let policy = match (policy.speed, policy.patience, policy.full) {
                 (Some(speed), _, _) => ExitPolicy::Entropy { speed },
                 (_, Some(n), _) => ExitPolicy::Patience { n },
                 (_, _, true) => ExitPolicy::Full,
                 _ => model.manifest.default_policy,
             };
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            let mut emit = |line: serde_json::Value| -> Result<()> { Ok(writeln!(out, "{line}")?) };
-            let classify = |text: &str| -> serde_json::Value {
-                match model.classify(text, policy) {
-                    Ok(p) => serde_json::json!({
-                        "text": text,
-                        "label": p.label,
-                        "prob": p.probs.iter().copied().fold(0f32, f32::max),
-                        "exit_layer": p.exit_layer,
-                        "latency_us": p.latencies.iter().map(|d| d.as_micros() as u64).sum::<u64>(),
-                        "truncated": p.truncated,
-                    }),
-                    Err(e) => serde_json::json!({ "text": text, "error": e.to_string() }),
+            classify(&model, policy, batch_size.max(1), texts)
+        }
+        Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit } => {
+            let model = EdgeClassifier::load(&bundle)?;
+            let mut policies = Vec::new();
+            if model.manifest.exits.iter().flatten().count() > 1 {
+                policies.extend(speeds.into_iter().map(|speed| ExitPolicy::Entropy { speed }));
+                policies.extend(patience.into_iter().filter(|&n| n < model.manifest.num_layers).map(|n| ExitPolicy::Patience { n }));
+            } else {
+                eprintln!("{}: only the final exit, measuring full depth", bundle.display());
+            }
+            let data = match limit {
+                None => data,
+                Some(n) => {
+                    let tmp = std::env::temp_dir().join(format!("edge-runtime-bench-{}.jsonl", std::process::id()));
+                    let head: Vec<String> = std::fs::read_to_string(&data)?.lines().take(n).map(String::from).collect();
+                    std::fs::write(&tmp, head.join("\n") + "\n")?;
+                    tmp
                 }
             };
-            if !texts.is_empty() {
-                for t in &texts {
-                    emit(classify(t))?;
-                }
-                return Ok(());
-            }
-            let stdin = std::io::stdin();
-            let mut reader = stdin.lock();
-            let mut buf = Vec::new();
-            let mut line_no = 0usize;
-            loop {
-                buf.clear();
-                if reader.read_until(b'\n', &mut buf)? == 0 {
-                    break;
-                }
-                line_no += 1;
-                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    buf.pop();
-                }
-                let line = if buf.len() > MAX_LINE_BYTES {
-                    serde_json::json!({ "line": line_no, "error": format!("line is {} bytes, over the {MAX_LINE_BYTES}-byte limit", buf.len()) })
-                } else {
-                    match std::str::from_utf8(&buf) {
-                        Ok(text) => classify(text),
-                        Err(e) => serde_json::json!({ "line": line_no, "error": format!("invalid UTF-8: {e}") }),
-                    }
-                };
-                emit(line)?;
-            }
+            let opts = BenchOptions { policies, batch_size, warmup, threads: cli.threads, progress: true };
+            let report = bench(&model, &bundle, &data, &opts)?;
+            write_report(&report, &out)?;
+            print!("{}", markdown(&report));
+            eprintln!("report written to {}", out.display());
+            Ok(())
+        }
+        Command::Calibrate { bundle, data, max_accuracy_drop, target_latency_ms } => {
+            let model = EdgeClassifier::load(&bundle)?;
+            let target = match (max_accuracy_drop, target_latency_ms) {
+                (Some(pts), _) => Target::MaxAccuracyDrop { pts },
+                (_, Some(ms)) => Target::LatencyMs(ms),
+                _ => unreachable!("clap requires one goal"),
+            };
+            let c = calibrate_bundle(&model, &bundle, &data, target)?;
+            let summary = serde_json::json!({
+                "chosen": c.chosen, "full": c.full, "target": c.target, "data": c.data, "n": c.n,
+                "segment_ms": c.segment_ms, "candidates": c.candidates.len(),
+            });
+            println!("{summary}");
+            eprintln!("default policy of {} is now {}", bundle.display(), c.chosen.name);
+            Ok(())
         }
     }
-    Ok(())
+}
+
+fn json_line(text: &str, p: Result<Prediction, edge_runtime::runtime::RuntimeError>) -> serde_json::Value {
+    match p {
+        Ok(p) => serde_json::json!({
+            "text": text,
+            "label": p.label,
+            "prob": p.probs.iter().copied().fold(0f32, f32::max),
+            "exit_layer": p.exit_layer,
+            "latency_us": p.latencies.iter().map(|d| d.as_micros() as u64).sum::<u64>(),
+            "truncated": p.truncated,
+        }),
+        Err(e) => serde_json::json!({ "text": text, "error": e.to_string() }),
+    }
+}
+
+/// One input: a text, or a stdin line that could not be read as one.
+enum Input {
+    Text(String),
+    Bad { line: usize, error: String },
+}
+
+fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, texts: Vec<String>) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let flush = |pending: &mut Vec<Input>, out: &mut std::io::StdoutLock| -> Result<()> {
+        let texts: Vec<&str> = pending.iter().filter_map(|i| if let Input::Text(t) = i { Some(t.as_str()) } else { None }).collect();
+        let mut results = model.classify_texts(&texts, policy).into_iter();
+        for input in pending.drain(..) {
+            let line = match input {
+                Input::Text(t) => json_line(&t, results.next().expect("one result per text")),
+                Input::Bad { line, error } => serde_json::json!({ "line": line, "error": error }),
+            };
+            writeln!(out, "{line}")?;
+        }
+        Ok(out.flush()?)
+    };
+    let mut pending = Vec::new();
+    if !texts.is_empty() {
+        for t in texts {
+            pending.push(Input::Text(t));
+            if pending.len() == batch_size {
+                flush(&mut pending, &mut out)?;
+            }
+        }
+        return flush(&mut pending, &mut out);
+    }
+    let stdin = std::io::stdin();
+    let mut reader = stdin.lock();
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            buf.pop();
+        }
+        pending.push(if buf.len() > MAX_LINE_BYTES {
+            Input::Bad { line: line_no, error: format!("line is {} bytes, over the {MAX_LINE_BYTES}-byte limit", buf.len()) }
+        } else {
+            match String::from_utf8(std::mem::take(&mut buf)) {
+                Ok(text) => Input::Text(text),
+                Err(e) => Input::Bad { line: line_no, error: format!("invalid UTF-8: {}", e.utf8_error()) },
+            }
+        });
+        if pending.len() == batch_size {
+            flush(&mut pending, &mut out)?;
+        }
+    }
+    flush(&mut pending, &mut out)
 }

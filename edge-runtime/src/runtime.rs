@@ -23,6 +23,8 @@ pub enum RuntimeError {
     Run { segment: String, source: TractError },
     #[error("empty text")]
     EmptyText,
+    #[error("the batch failed: {0}")]
+    Batch(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +46,12 @@ pub struct EdgeClassifier {
     embeddings: Plan,
     layers: Vec<Plan>,
     exits: Vec<Option<Plan>>,
+}
+
+/// Runs tract's matrix products on `n` threads (1: the calling thread only).
+pub fn set_threads(n: usize) {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    set_default_executor(if n > 1 { Executor::multithread(n) } else { Executor::SingleThread });
 }
 
 fn load_plan(dir: &Path, file: &str) -> Result<Plan, RuntimeError> {
@@ -103,19 +111,40 @@ impl EdgeClassifier {
         Ok(p)
     }
 
+    /// Classifies texts as one shrinking batch; a text that cannot be
+    /// classified (empty) gets its error and the others go on.
+    pub fn classify_texts(&self, texts: &[&str], policy: ExitPolicy) -> Vec<Result<Prediction, RuntimeError>> {
+        let tokenized: Vec<_> = texts.iter().map(|t| self.tokenize(t)).collect();
+        let batch: Vec<Vec<u32>> = tokenized.iter().filter_map(|t| t.as_ref().ok().map(|(ids, _)| ids.clone())).collect();
+        let mut predictions = match self.classify_ids(&batch, policy) {
+            Ok(p) => p.into_iter(),
+            Err(e) => {
+                let msg = e.to_string();
+                return tokenized
+                    .into_iter()
+                    .map(|t| t.and_then(|_| Err(RuntimeError::Batch(msg.clone()))))
+                    .collect();
+            }
+        };
+        tokenized
+            .into_iter()
+            .map(|t| {
+                let (_, truncated) = t?;
+                let mut p = predictions.next().expect("one prediction per tokenized text");
+                p.truncated = truncated;
+                Ok(p)
+            })
+            .collect()
+    }
+
     /// Classifies a batch on a shrinking batch: samples that exit leave it, the
     /// rest go on; once none is left no further graph runs.
     pub fn classify_ids(&self, batch: &[Vec<u32>], policy: ExitPolicy) -> Result<Vec<Prediction>, RuntimeError> {
-        let width = batch.iter().map(Vec::len).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(batch.len() * width);
-        let mut mask = Vec::with_capacity(batch.len() * width);
-        for row in batch {
-            ids.extend(row.iter().map(|&t| t as i64).chain(std::iter::repeat_n(0, width - row.len())));
-            mask.extend(std::iter::repeat_n(1i64, row.len()).chain(std::iter::repeat_n(0, width - row.len())));
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), source: e };
-        let ids = Tensor::from_shape(&[batch.len(), width], &ids).map_err(to_run)?;
-        let mut mask = Tensor::from_shape(&[batch.len(), width], &mask).map_err(to_run)?;
+        let (ids, mut mask) = padded_inputs(batch).map_err(to_run)?;
         let t0 = Instant::now();
         let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
         let mut latencies = vec![vec![t0.elapsed()]; batch.len()];
@@ -156,10 +185,8 @@ impl EdgeClassifier {
                 break;
             }
             if keep.len() < active.len() {
-                let rows: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
-                let idx = Tensor::from_shape(&[rows.len()], &rows).map_err(to_run)?;
-                hidden = select_rows(&hidden, &idx).map_err(to_run)?;
-                mask = select_rows(&mask, &idx).map_err(to_run)?;
+                hidden = select_rows(&hidden, &keep).map_err(to_run)?;
+                mask = select_rows(&mask, &keep).map_err(to_run)?;
                 active = keep.iter().map(|&r| active[r]).collect();
                 deciders = keep.iter().map(|&r| deciders[r].clone()).collect();
             }
@@ -173,13 +200,8 @@ impl EdgeClassifier {
     /// checks against other implementations): `[layer][sample][label]`, `None`
     /// where a layer has no exit.
     pub fn all_exit_logits(&self, batch: &[Vec<u32>]) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
-        let width = batch.iter().map(Vec::len).max().unwrap_or(0);
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), source: e };
-        let pad = |v: &[i64]| v.iter().copied().chain(std::iter::repeat_n(0, width - v.len())).collect::<Vec<_>>();
-        let ids: Vec<i64> = batch.iter().flat_map(|r| pad(&r.iter().map(|&t| t as i64).collect::<Vec<_>>())).collect();
-        let mask: Vec<i64> = batch.iter().flat_map(|r| pad(&vec![1; r.len()])).collect();
-        let ids = Tensor::from_shape(&[batch.len(), width], &ids).map_err(to_run)?;
-        let mask = Tensor::from_shape(&[batch.len(), width], &mask).map_err(to_run)?;
+        let (ids, mask) = padded_inputs(batch).map_err(to_run)?;
         let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
         let mut out = Vec::new();
         for (layer, plan) in self.layers.iter().enumerate() {
@@ -199,25 +221,33 @@ impl EdgeClassifier {
     }
 }
 
-/// Rows `idx` of a tensor along axis 0.
-fn select_rows(t: &Tensor, idx: &Tensor) -> TractResult<Tensor> {
-    let idx = idx.to_plain_array_view::<i64>()?;
-    let rows: Vec<usize> = idx.iter().map(|&i| i as usize).collect();
-    let mut shape = t.shape().to_vec();
-    shape[0] = rows.len();
-    let per_row: usize = t.shape()[1..].iter().product();
+/// Token ids and attention mask, `[batch, longest]`, zero-padded on the right.
+fn padded_inputs(batch: &[Vec<u32>]) -> TractResult<(Tensor, Tensor)> {
+    let width = batch.iter().map(Vec::len).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(batch.len() * width);
+    let mut mask = Vec::with_capacity(batch.len() * width);
+    for row in batch {
+        let pad = width - row.len();
+        ids.extend(row.iter().map(|&t| t as i64).chain(std::iter::repeat_n(0, pad)));
+        mask.extend(std::iter::repeat_n(1i64, row.len()).chain(std::iter::repeat_n(0, pad)));
+    }
+    Ok((Tensor::from_shape(&[batch.len(), width], &ids)?, Tensor::from_shape(&[batch.len(), width], &mask)?))
+}
+
+/// Rows `rows` of a tensor along axis 0 (the samples that stay in the batch).
+fn select_rows(t: &Tensor, rows: &[usize]) -> TractResult<Tensor> {
+    fn pick<T: Datum + Copy>(t: &Tensor, rows: &[usize]) -> TractResult<Tensor> {
+        let mut shape = t.shape().to_vec();
+        shape[0] = rows.len();
+        let per_row: usize = t.shape()[1..].iter().product();
+        let v = t.try_as_plain_ram()?.as_slice::<T>()?;
+        let data: Vec<T> = rows.iter().flat_map(|&r| v[r * per_row..(r + 1) * per_row].iter().copied()).collect();
+        Tensor::from_shape(&shape, &data)
+    }
     match t.datum_type() {
-        DatumType::F32 => {
-            let view = t.to_plain_array_view::<f32>()?;
-            let v = view.as_slice().ok_or_else(|| anyhow::anyhow!("non-contiguous tensor"))?;
-            let data: Vec<f32> = rows.iter().flat_map(|&r| v[r * per_row..(r + 1) * per_row].iter().copied()).collect();
-            Tensor::from_shape(&shape, &data)
-        }
-        _ => {
-            let view = t.to_plain_array_view::<i64>()?;
-            let v = view.as_slice().ok_or_else(|| anyhow::anyhow!("non-contiguous tensor"))?;
-            let data: Vec<i64> = rows.iter().flat_map(|&r| v[r * per_row..(r + 1) * per_row].iter().copied()).collect();
-            Tensor::from_shape(&shape, &data)
-        }
+        DatumType::F32 => pick::<f32>(t, rows),
+        DatumType::F16 => pick::<f16>(t, rows),
+        DatumType::I64 => pick::<i64>(t, rows),
+        other => anyhow::bail!("cannot select rows of a {other:?} tensor"),
     }
 }

