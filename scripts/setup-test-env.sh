@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Everything the test suite needs besides Rust, idempotently: the real data
+# (scripts/fetch-data.sh) and a Python virtualenv `.venv-tools` with
+# onnxruntime + numpy for the ONNX interop test and the onnxruntime benchmark.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/scripts/fetch-data.sh"
+venv="$root/.venv-tools"
+if ! "$venv/bin/python" -c "import onnxruntime, numpy" 2>/dev/null; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "onnxruntime==1.32.0" "numpy>=1.26,<3"
+fi
+"$venv/bin/python" -c "import onnxruntime as o; print('onnxruntime', o.__version__, 'ready in .venv-tools')"
