@@ -10,7 +10,8 @@ use serde::Serialize;
 use std::path::Path;
 
 pub struct BenchOptions {
-    /// Policies to measure besides full depth (always measured, as the baseline).
+    /// Policies to measure besides full depth (always measured, as the baseline)
+    /// and the bundle's default policy (always measured too).
     pub policies: Vec<ExitPolicy>,
     /// Texts per call; samples that exit leave the batch (1 = per-sentence latency).
     pub batch_size: usize,
@@ -90,7 +91,11 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
         ids.push(t);
     }
     let mut policies = vec![ExitPolicy::Full];
-    policies.extend(opts.policies.iter().copied().filter(|p| *p != ExitPolicy::Full));
+    for p in opts.policies.iter().chain(std::iter::once(&model.manifest.default_policy)) {
+        if !policies.contains(p) {
+            policies.push(*p); // the bundle's default (e.g. calibrated) policy is always measured
+        }
+    }
     let n_layers = model.manifest.num_layers;
 
     for row in ids.iter().take(opts.warmup) {

@@ -41,10 +41,10 @@ pub struct Manifest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: invalid manifest: {source}")]
-    Manifest { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{path}: invalid manifest: {error}")]
+    Manifest { path: PathBuf, error: serde_json::Error },
     #[error("{path}: format version {found}, this runtime reads version {FORMAT_VERSION}")]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: checksum mismatch (manifest {expected}, file {found})")]
@@ -54,7 +54,7 @@ pub enum BundleError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
-    move |source| BundleError::Io { path: path.to_path_buf(), source }
+    move |error| BundleError::Io { path: path.to_path_buf(), error }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -76,11 +76,11 @@ impl Manifest {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         let version: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| BundleError::Manifest { path: path.clone(), source })?;
+            serde_json::from_str(&text).map_err(|error| BundleError::Manifest { path: path.clone(), error })?;
         if let Some(found) = version["format_version"].as_u64().filter(|&v| v != FORMAT_VERSION as u64) {
             return Err(BundleError::Version { path, found: found as u32 });
         }
-        let m: Manifest = serde_json::from_value(version).map_err(|source| BundleError::Manifest { path: path.clone(), source })?;
+        let m: Manifest = serde_json::from_value(version).map_err(|error| BundleError::Manifest { path: path.clone(), error })?;
         let bad = |what: String| BundleError::Inconsistent { path: path.clone(), what };
         if m.layers.len() != m.num_layers || m.exits.len() != m.num_layers {
             return Err(bad(format!(

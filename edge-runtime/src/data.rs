@@ -7,10 +7,12 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Example {
     pub text: String,
+    #[serde(default)]
     pub label: String,
 }
 
 /// Reads a JSONL file; a bad line is an error naming the file and line.
+/// The label may be absent (plain texts, e.g. for `tokenize`).
 /// Blank lines are skipped; an empty file is an error.
 pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Example>> {
     let content = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -48,7 +50,7 @@ mod tests {
     fn a_bad_line_is_reported_with_its_number() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("d.jsonl");
-        std::fs::write(&f, "{\"text\": \"好\", \"label\": \"pos\"}\n\n{\"text\": \"坏\"}\n").unwrap();
+        std::fs::write(&f, "{\"text\": \"好\", \"label\": \"pos\"}\n\n{\"label\": \"neg\"}\n").unwrap();
         let err = read_jsonl(&f).unwrap_err().to_string();
         assert!(err.contains("d.jsonl:3:"), "{err}");
         std::fs::write(&f, "{\"text\": \"好\", \"label\": \"pos\"}\n").unwrap();

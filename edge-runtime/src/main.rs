@@ -77,6 +77,28 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Token ids of each text as the bundle's tokenizer gives them (JSON lines
+    /// {"ids","truncated"}), for feeding the same inputs to other runtimes.
+    Tokenize {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Labelled or plain JSONL with a "text" field per line.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Where the time goes: wall time per tract op kind over N texts at full
+    /// depth, batch 1 (every graph, exits included).
+    Profile {
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One line per graph node instead of per op kind.
+        #[arg(long)]
+        by_node: bool,
+    },
     /// Choose the exit policy on labelled data and make it the bundle's default
     /// (the manifest is rewritten atomically).
     #[command(group(ArgGroup::new("goal").required(true).args(["max_accuracy_drop", "target_latency_ms"])))]
@@ -138,6 +160,33 @@ fn run(cli: Cli) -> Result<()> {
             write_report(&report, &out)?;
             print!("{}", markdown(&report));
             eprintln!("report written to {}", out.display());
+            Ok(())
+        }
+        Command::Tokenize { bundle, data } => {
+            let model = EdgeClassifier::load(&bundle)?;
+            for (i, e) in edge_runtime::data::read_jsonl(&data)?.iter().enumerate() {
+                let (ids, truncated) =
+                    model.tokenize(&e.text).map_err(|err| anyhow::anyhow!("{}: example {}: {err}", data.display(), i + 1))?;
+                println!("{}", serde_json::json!({ "ids": ids, "truncated": truncated }));
+            }
+            Ok(())
+        }
+        Command::Profile { bundle, data, limit, by_node } => {
+            let model = EdgeClassifier::load(&bundle)?;
+            let rows = edge_runtime::data::read_jsonl(&data)?
+                .iter()
+                .take(limit)
+                .map(|e| model.tokenize(&e.text).map(|t| t.0))
+                .collect::<Result<Vec<_>, _>>()?;
+            model.profile_ops(&rows[..rows.len().min(10)], by_node)?; // warm-up
+            let ops = model.profile_ops(&rows, by_node)?;
+            let total: f64 = ops.iter().map(|o| o.1.as_secs_f64()).sum();
+            println!("{:<60} {:>10} {:>7} {:>8}", "op", "ms/text", "share", "calls");
+            for (op, d, calls) in ops {
+                let ms = d.as_secs_f64() * 1e3 / rows.len() as f64;
+                println!("{op:<60} {ms:>10.4} {:>6.1}% {calls:>8}", d.as_secs_f64() / total * 100.0);
+            }
+            println!("{:<60} {:>10.4}", "total", total * 1e3 / rows.len() as f64);
             Ok(())
         }
         Command::Calibrate { bundle, data, max_accuracy_drop, target_latency_ms } => {

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::{EvalContext, OpState};
+use tract_onnx::tract_core::model::TypedSimpleState;
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -15,12 +17,12 @@ type Plan = Arc<TypedRunnableModel>;
 pub enum RuntimeError {
     #[error(transparent)]
     Bundle(#[from] BundleError),
-    #[error("{path}: cannot load graph: {source:#}")]
-    Graph { path: String, source: TractError },
+    #[error("{path}: cannot load graph: {error:#}")]
+    Graph { path: String, error: TractError },
     #[error("{path}: cannot load tokenizer: {message}")]
     Tokenizer { path: String, message: String },
-    #[error("inference failed in {segment}: {source:#}")]
-    Run { segment: String, source: TractError },
+    #[error("inference failed in {segment}: {error:#}")]
+    Run { segment: String, error: TractError },
     #[error("empty text")]
     EmptyText,
     #[error("the batch failed: {0}")]
@@ -43,9 +45,9 @@ pub struct Prediction {
 pub struct EdgeClassifier {
     pub manifest: Manifest,
     tokenizer: tokenizers::Tokenizer,
-    embeddings: Plan,
-    layers: Vec<Plan>,
-    exits: Vec<Option<Plan>>,
+    embeddings: Segment,
+    layers: Vec<Segment>,
+    exits: Vec<Option<Segment>>,
 }
 
 /// Runs tract's matrix products on `n` threads (1: the calling thread only).
@@ -54,18 +56,32 @@ pub fn set_threads(n: usize) {
     set_default_executor(if n > 1 { Executor::multithread(n) } else { Executor::SingleThread });
 }
 
-fn load_plan(dir: &Path, file: &str) -> Result<Plan, RuntimeError> {
+fn load_plan(dir: &Path, file: &str) -> Result<Segment, RuntimeError> {
     let path = dir.join(file);
-    let graph = |source| RuntimeError::Graph { path: path.display().to_string(), source };
+    let graph = |error| RuntimeError::Graph { path: path.display().to_string(), error };
     tract_onnx::onnx()
         .model_for_path(&path)
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
+        .and_then(Segment::new)
         .map_err(graph)
 }
 
-fn run(plan: &Plan, segment: &str, inputs: TVec<TValue>) -> Result<TVec<TValue>, RuntimeError> {
-    plan.run(inputs).map_err(|source| RuntimeError::Run { segment: segment.to_string(), source })
+/// A plan with the execution state it reuses from call to call (spawning a
+/// fresh state per call reallocates every buffer of the graph).
+struct Segment {
+    state: std::sync::Mutex<TypedSimpleState>,
+}
+
+impl Segment {
+    fn new(plan: Plan) -> TractResult<Self> {
+        Ok(Self { state: std::sync::Mutex::new(TypedSimpleState::new(&plan)?) })
+    }
+}
+
+fn run(seg: &Segment, segment: &str, inputs: TVec<TValue>) -> Result<TVec<TValue>, RuntimeError> {
+    let mut state = seg.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    state.run(inputs).map_err(|error| RuntimeError::Run { segment: segment.to_string(), error })
 }
 
 impl EdgeClassifier {
@@ -143,7 +159,7 @@ impl EdgeClassifier {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), source: e };
+        let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
         let (ids, mut mask) = padded_inputs(batch).map_err(to_run)?;
         let t0 = Instant::now();
         let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
@@ -156,7 +172,9 @@ impl EdgeClassifier {
             let t = Instant::now();
             let inputs = tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue());
             hidden = run(&self.layers[layer], &self.manifest.layers[layer], inputs)?.remove(0).into_tensor();
-            let Some(exit) = &self.exits[layer] else {
+            // At full depth only the last exit can decide: skip the others' cost.
+            let exit = self.exits[layer].as_ref().filter(|_| policy != ExitPolicy::Full || layer + 1 == n);
+            let Some(exit) = exit else {
                 let dt = t.elapsed();
                 active.iter().for_each(|&i| latencies[i].push(dt));
                 continue;
@@ -200,7 +218,7 @@ impl EdgeClassifier {
     /// checks against other implementations): `[layer][sample][label]`, `None`
     /// where a layer has no exit.
     pub fn all_exit_logits(&self, batch: &[Vec<u32>]) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
-        let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), source: e };
+        let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
         let (ids, mask) = padded_inputs(batch).map_err(to_run)?;
         let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
         let mut out = Vec::new();
@@ -249,5 +267,43 @@ fn select_rows(t: &Tensor, rows: &[usize]) -> TractResult<Tensor> {
         DatumType::F16 => pick::<f16>(t, rows),
         DatumType::I64 => pick::<i64>(t, rows),
         other => anyhow::bail!("cannot select rows of a {other:?} tensor"),
+    }
+}
+
+impl EdgeClassifier {
+    /// Where the time goes: wall time per op kind (tract's optimized op
+    /// names; per node with `by_node`), summed over running `batch` through every graph at full depth,
+    /// slowest first, with how many times each ran.
+    pub fn profile_ops(&self, batch: &[Vec<u32>], by_node: bool) -> Result<Vec<(String, Duration, usize)>, RuntimeError> {
+        use std::collections::HashMap;
+        let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
+        let mut by_op: HashMap<String, (Duration, usize)> = HashMap::new();
+        let mut timed = |seg: &Segment, inputs: TVec<TValue>| -> Result<TVec<TValue>, RuntimeError> {
+            let mut state = seg.state.lock().unwrap_or_else(|p| p.into_inner());
+            state
+                .run_plan_with_eval(inputs, |ctx: &EvalContext, op_state: Option<&mut (dyn OpState + 'static)>, node, input| {
+                    let t = Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                    let key = if by_node { format!("{} ({})", node.name, node.op().name()) } else { node.op().name().to_string() };
+                    let e = by_op.entry(key).or_default();
+                    e.0 += t.elapsed();
+                    e.1 += 1;
+                    r
+                })
+                .map_err(|error| RuntimeError::Run { segment: "profile".into(), error })
+        };
+        for row in batch {
+            let (ids, mask) = padded_inputs(std::slice::from_ref(row)).map_err(to_run)?;
+            let mut hidden = timed(&self.embeddings, tvec!(ids.into_tvalue()))?.remove(0);
+            for (layer, exit) in self.layers.iter().zip(&self.exits) {
+                hidden = timed(layer, tvec!(hidden, mask.clone().into_tvalue()))?.remove(0);
+                if let Some(exit) = exit {
+                    timed(exit, tvec!(hidden.clone(), mask.clone().into_tvalue()))?;
+                }
+            }
+        }
+        let mut v: Vec<_> = by_op.into_iter().map(|(k, (d, n))| (k, d, n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok(v)
     }
 }
