@@ -35,7 +35,8 @@ pub struct Calibration {
     pub data: String,
     pub n: usize,
     pub target: String,
-    /// Mean wall time per segment at batch 1: embeddings, then each layer with its exit.
+    /// Mean wall time per segment at batch 1: embeddings, then each layer with its
+    /// exit (full depth skips the exits before the last and is timed on its own).
     pub segment_ms: Vec<f64>,
     pub full: Candidate,
     pub chosen: Candidate,
@@ -75,14 +76,18 @@ pub fn calibrate(model: &EdgeClassifier, data: &Path, target: Target, timing_tex
         }
     }
     let mut sums = vec![0.0; n_layers + 1];
+    let mut full_sum = 0.0;
     let timed = timing_texts.clamp(1, ids.len());
     for row in &ids[..timed] {
-        let p = model.classify_ids(std::slice::from_ref(row), ExitPolicy::Full)?.remove(0);
+        let p = model.classify_ids(std::slice::from_ref(row), crate::bench::EVERY_EXIT_NEVER_LEAVE)?.remove(0);
         for (s, d) in sums.iter_mut().zip(&p.latencies) {
             *s += d.as_secs_f64() * 1e3;
         }
+        let full = model.classify_ids(std::slice::from_ref(row), ExitPolicy::Full)?.remove(0);
+        full_sum += full.latencies.iter().map(|d| d.as_secs_f64() * 1e3).sum::<f64>();
     }
     let segment_ms: Vec<f64> = sums.iter().map(|s| s / timed as f64).collect();
+    let full_ms = full_sum / timed as f64;
 
     let evaluate = |policy: ExitPolicy| -> Candidate {
         let (mut correct, mut layers, mut ms) = (0usize, 0usize, 0.0f64);
@@ -104,7 +109,8 @@ pub fn calibrate(model: &EdgeClassifier, data: &Path, target: Target, timing_tex
             policy,
             accuracy: correct as f64 / n,
             mean_layers: layers as f64 / n,
-            est_latency_ms: ms / n,
+            // Full depth runs no exit but the last: its own measured time.
+            est_latency_ms: if policy == ExitPolicy::Full { full_ms } else { ms / n },
         }
     };
     let candidates: Vec<Candidate> = candidate_policies(model).into_iter().map(evaluate).collect();

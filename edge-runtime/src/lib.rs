@@ -11,6 +11,7 @@ pub mod calibrate;
 pub mod data;
 pub mod exit;
 pub mod graphs;
+pub mod kernels;
 pub mod onnx;
 pub mod plots;
 pub mod runtime;

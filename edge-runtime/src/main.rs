@@ -13,13 +13,24 @@ use std::path::PathBuf;
 const MAX_LINE_BYTES: usize = 1 << 20;
 
 #[derive(Parser)]
-#[command(name = "edge-runtime", version, about = "Run a BERT bundle layer by layer with early exit (tract)")]
+#[command(
+    name = "edge-runtime",
+    about = "Run a BERT bundle layer by layer with early exit (tract)",
+    disable_version_flag = true,
+    subcommand_required = false,
+    arg_required_else_help = true
+)]
 struct Cli {
     /// Threads for tract's matrix products (1 = the calling thread only).
     #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
+    /// Print the version (with --verbose: the CPU features and kernels tract uses here).
+    #[arg(short = 'V', long)]
+    version: bool,
+    #[arg(short, long)]
+    verbose: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(clap::Args)]
@@ -49,6 +60,9 @@ enum Command {
         /// Texts classified together; those that exit leave the batch, the rest go on.
         #[arg(long, default_value_t = 1)]
         batch_size: usize,
+        /// Also print the exit's logits ("logits": [...]).
+        #[arg(long)]
+        with_logits: bool,
         texts: Vec<String>,
     },
     /// Accuracy, layers run, exit histogram and latency per exit layer under
@@ -76,6 +90,9 @@ enum Command {
         /// Measure only the first N texts.
         #[arg(long)]
         limit: Option<usize>,
+        /// Measure full depth (and the bundle's default policy) only.
+        #[arg(long)]
+        full_only: bool,
     },
     /// Token ids of each text as the bundle's tokenizer gives them (JSON lines
     /// {"ids","truncated"}), for feeding the same inputs to other runtimes.
@@ -119,6 +136,10 @@ enum Command {
 
 fn main() {
     if let Err(e) = run(Cli::parse()) {
+        // A closed stdout (`| head`) is the reader's choice, not an error.
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            return;
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -126,8 +147,15 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     set_threads(cli.threads);
-    match cli.command {
-        Command::Classify { bundle, policy, batch_size, texts } => {
+    let Some(command) = cli.command else {
+        println!("edge-runtime {} (tract-onnx 0.23.9, {})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
+        if cli.verbose {
+            print!("{}", edge_runtime::kernels::describe());
+        }
+        return Ok(());
+    };
+    match command {
+        Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
             let model = EdgeClassifier::load(&bundle)?;
             let policy = match (policy.speed, policy.patience, policy.full) {
                 (Some(speed), _, _) => ExitPolicy::Entropy { speed },
@@ -135,12 +163,13 @@ fn run(cli: Cli) -> Result<()> {
                 (_, _, true) => ExitPolicy::Full,
                 _ => model.manifest.default_policy,
             };
-            classify(&model, policy, batch_size.max(1), texts)
+            classify(&model, policy, batch_size.max(1), with_logits, texts)
         }
-        Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit } => {
+        Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit, full_only } => {
             let model = EdgeClassifier::load(&bundle)?;
             let mut policies = Vec::new();
-            if model.manifest.exits.iter().flatten().count() > 1 {
+            if full_only {
+            } else if model.manifest.exits.iter().flatten().count() > 1 {
                 policies.extend(speeds.into_iter().map(|speed| ExitPolicy::Entropy { speed }));
                 policies.extend(patience.into_iter().filter(|&n| n < model.manifest.num_layers).map(|n| ExitPolicy::Patience { n }));
             } else {
@@ -158,16 +187,17 @@ fn run(cli: Cli) -> Result<()> {
             let opts = BenchOptions { policies, batch_size, warmup, threads: cli.threads, progress: true };
             let report = bench(&model, &bundle, &data, &opts)?;
             write_report(&report, &out)?;
-            print!("{}", markdown(&report));
+            write!(std::io::stdout().lock(), "{}", markdown(&report))?;
             eprintln!("report written to {}", out.display());
             Ok(())
         }
         Command::Tokenize { bundle, data } => {
             let model = EdgeClassifier::load(&bundle)?;
+            let mut out = std::io::stdout().lock();
             for (i, e) in edge_runtime::data::read_jsonl(&data)?.iter().enumerate() {
                 let (ids, truncated) =
                     model.tokenize(&e.text).map_err(|err| anyhow::anyhow!("{}: example {}: {err}", data.display(), i + 1))?;
-                println!("{}", serde_json::json!({ "ids": ids, "truncated": truncated }));
+                writeln!(out, "{}", serde_json::json!({ "ids": ids, "truncated": truncated }))?;
             }
             Ok(())
         }
@@ -181,12 +211,13 @@ fn run(cli: Cli) -> Result<()> {
             model.profile_ops(&rows[..rows.len().min(10)], by_node)?; // warm-up
             let ops = model.profile_ops(&rows, by_node)?;
             let total: f64 = ops.iter().map(|o| o.1.as_secs_f64()).sum();
-            println!("{:<60} {:>10} {:>7} {:>8}", "op", "ms/text", "share", "calls");
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<60} {:>10} {:>7} {:>8}", "op", "ms/text", "share", "calls")?;
             for (op, d, calls) in ops {
                 let ms = d.as_secs_f64() * 1e3 / rows.len() as f64;
-                println!("{op:<60} {ms:>10.4} {:>6.1}% {calls:>8}", d.as_secs_f64() / total * 100.0);
+                writeln!(out, "{op:<60} {ms:>10.4} {:>6.1}% {calls:>8}", d.as_secs_f64() / total * 100.0)?;
             }
-            println!("{:<60} {:>10.4}", "total", total * 1e3 / rows.len() as f64);
+            writeln!(out, "{:<60} {:>10.4}", "total", total * 1e3 / rows.len() as f64)?;
             Ok(())
         }
         Command::Calibrate { bundle, data, max_accuracy_drop, target_latency_ms } => {
@@ -201,15 +232,20 @@ fn run(cli: Cli) -> Result<()> {
                 "chosen": c.chosen, "full": c.full, "target": c.target, "data": c.data, "n": c.n,
                 "segment_ms": c.segment_ms, "candidates": c.candidates.len(),
             });
-            println!("{summary}");
+            writeln!(std::io::stdout().lock(), "{summary}")?;
             eprintln!("default policy of {} is now {}", bundle.display(), c.chosen.name);
             Ok(())
         }
     }
 }
 
-fn json_line(text: &str, p: Result<Prediction, edge_runtime::runtime::RuntimeError>) -> serde_json::Value {
+fn json_line(text: &str, p: Result<Prediction, edge_runtime::runtime::RuntimeError>, with_logits: bool) -> serde_json::Value {
     match p {
+        Ok(p) if with_logits => {
+            let mut line = json_line(text, Ok(Prediction { logits: Vec::new(), ..p.clone() }), false);
+            line["logits"] = serde_json::json!(p.logits);
+            line
+        }
         Ok(p) => serde_json::json!({
             "text": text,
             "label": p.label,
@@ -228,7 +264,7 @@ enum Input {
     Bad { line: usize, error: String },
 }
 
-fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, texts: Vec<String>) -> Result<()> {
+fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, with_logits: bool, texts: Vec<String>) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let flush = |pending: &mut Vec<Input>, out: &mut std::io::StdoutLock| -> Result<()> {
@@ -236,7 +272,7 @@ fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, texts
         let mut results = model.classify_texts(&texts, policy).into_iter();
         for input in pending.drain(..) {
             let line = match input {
-                Input::Text(t) => json_line(&t, results.next().expect("one result per text")),
+                Input::Text(t) => json_line(&t, results.next().expect("one result per text"), with_logits),
                 Input::Bad { line, error } => serde_json::json!({ "line": line, "error": error }),
             };
             writeln!(out, "{line}")?;

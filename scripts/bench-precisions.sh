@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# f32 / f16 / int8 bundles of one model side by side in one run: quantizes the
+# f32 bundle (report with per-tensor error and exit changes on the dev split),
+# then benches all three on the same texts in alternating rounds, and the
+# integer-matmul int8 forms at full depth on the first LIMIT_SLOW texts.
+#
+#   scripts/bench-precisions.sh BUNDLE DEV.jsonl TEST.jsonl OUT_DIR [ROUNDS]
+#
+# Writes OUT_DIR/{f16,int8-*}/ (bundles + quantize-report.json), OUT_DIR/bench-*
+# reports and OUT_DIR/summary.{json,md}.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bundle="$1"; dev="$2"; test_="$3"; out="$4"; rounds="${5:-2}"
+LIMIT_SLOW="${LIMIT_SLOW:-100}"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+[ -x "$bin/quantize" ] || (cd "$root" && cargo build --release --workspace)
+mkdir -p "$out"
+"$bin/quantize" --bundle "$bundle" --to f16 --out "$out/f16" --calibration "$dev" > "$out/f16.log"
+for form in weight-only dynamic-u8 dynamic-i8; do
+  "$bin/quantize" --bundle "$bundle" --to int8 --int8-form "$form" --out "$out/int8-$form" --calibration "$dev" > "$out/int8-$form.log"
+done
+policies=(--speeds 0.5,0.8 --patience 1,2)
+for r in $(seq 1 "$rounds"); do
+  for p in f32 f16 int8-weight-only; do
+    b="$out/$p"; [ "$p" = f32 ] && b="$bundle"
+    echo "round $r: $p" >&2
+    "$bin/edge-runtime" bench --bundle "$b" --data "$test_" "${policies[@]}" --out "$out/bench-$p-r$r" > /dev/null
+  done
+done
+for p in f32 int8-weight-only int8-dynamic-u8 int8-dynamic-i8; do
+  b="$out/$p"; [ "$p" = f32 ] && b="$bundle"
+  echo "integer forms, full depth, first $LIMIT_SLOW texts: $p" >&2
+  "$bin/edge-runtime" bench --bundle "$b" --data "$test_" --limit "$LIMIT_SLOW" --full-only --out "$out/forms-$p" > /dev/null
+done
+python3 "$root/scripts/summarize_precisions.py" "$bundle" "$out" "$rounds"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the stripped, size- and speed-optimised edge-runtime for a Pi class board.
+#   targets/build.sh aarch64|armv7        → targets/out/<triple>/edge-runtime
+# Profile `edge` (Cargo.toml): release + fat LTO, one codegen unit, stripped.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+case "${1:-}" in
+  aarch64) triple=aarch64-unknown-linux-gnu ;;
+  armv7) triple=armv7-unknown-linux-gnueabihf ;;
+  *) echo "usage: targets/build.sh aarch64|armv7" >&2; exit 2 ;;
+esac
+"$root/targets/setup.sh" "$1"
+cd "$root"
+cargo build --profile edge -p edge-runtime --bin edge-runtime --target "$triple"
+out="$root/targets/out/$triple"
+mkdir -p "$out"
+cp "${CARGO_TARGET_DIR:-$root/target}/$triple/edge/edge-runtime" "$out/edge-runtime"
+echo "$out/edge-runtime: $(stat -c %s "$out/edge-runtime") bytes ($(file -b "$out/edge-runtime" | cut -d, -f1-2))"
