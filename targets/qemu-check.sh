@@ -22,7 +22,8 @@ if [ "$1" = aarch64 ]; then
 else
   cargo build --release -p edge-runtime --bin edge-runtime --target "$triple"
 fi
-cargo build --release -p edge-runtime --bin edge-runtime
+# the x86 build the same way the test suite builds it (-p alone would re-resolve features and rebuild tract)
+cargo build --release --workspace --bins
 arm_bin="$tgt/$triple/release/edge-runtime"
 x86_bin="$tgt/release/edge-runtime"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT

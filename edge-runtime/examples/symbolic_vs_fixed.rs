@@ -35,7 +35,7 @@ fn main() -> TractResult<()> {
         let m = Tensor::from_shape(&[1, len], &vec![1i64; len])?;
         let mut sym_state = symbolic.spawn()?;
         let mut fix_state = fixed.spawn()?;
-        let mut run = |state: &mut TypedSimpleState| -> TractResult<f64> {
+        let run = |state: &mut TypedSimpleState| -> TractResult<f64> {
             let t = Instant::now();
             for _ in 0..iters {
                 state.run(tvec!(x.clone().into_tvalue(), m.clone().into_tvalue()))?;
