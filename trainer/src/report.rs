@@ -48,14 +48,18 @@ pub fn collect(runs: &Path, teacher_layers: usize) -> Result<BTreeMap<String, Ro
         dirs.sort();
         for dir in dirs {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-            let mut add = |row: String, path: PathBuf, speedup: Option<f64>| -> Result<()> {
+            // `layers`: a student's fixed depth; None reads the report's measured mean.
+            let mut add = |row: String, path: PathBuf, speedup: Option<f64>, layers: Option<f64>| -> Result<()> {
                 if !path.exists() {
                     return Ok(());
                 }
                 let v = read_json(&path)?;
                 let r = rows.entry(row.clone()).or_insert_with(|| Row { name: row, ..Default::default() });
                 r.accuracy.push(field(&v, "accuracy", &path)?);
-                r.mean_layers.push(v["mean_layers"].as_f64().unwrap_or(f64::NAN));
+                r.mean_layers.push(match layers {
+                    Some(l) => l,
+                    None => field(&v, "mean_layers", &path)?,
+                });
                 r.flop_speedup.push(match speedup {
                     Some(s) => s,
                     None => field(&v, "flop_speedup", &path)?,
@@ -64,19 +68,16 @@ pub fn collect(runs: &Path, teacher_layers: usize) -> Result<BTreeMap<String, Ro
             };
             if name == "fastbert" {
                 for s in ["0", "0.1", "0.2", "0.3", "0.5", "0.8"] {
-                    add(format!("fastbert speed {s}"), dir.join(format!("test-speed-{s}.json")), None)?;
+                    add(format!("fastbert speed {s}"), dir.join(format!("test-speed-{s}.json")), None, None)?;
                 }
                 for p in 1..=4 {
-                    add(format!("fastbert patience {p}"), dir.join(format!("test-patience-{p}.json")), None)?;
+                    add(format!("fastbert patience {p}"), dir.join(format!("test-patience-{p}.json")), None, None)?;
                 }
             } else {
                 let cfg = read_json(&dir.join("config.json"))?;
                 let layers = cfg["num_hidden_layers"].as_u64().context("config.json: num_hidden_layers")? as f64;
                 let path = dir.join("test-report.json");
-                add(name.clone(), path, Some(teacher_layers as f64 / layers))?;
-                if let Some(r) = rows.get_mut(&name) {
-                    *r.mean_layers.last_mut().unwrap() = layers;
-                }
+                add(name.clone(), path, Some(teacher_layers as f64 / layers), Some(layers))?;
             }
         }
     }
@@ -107,7 +108,9 @@ pub fn markdown(teacher: &Value, teacher_layers: usize, rows: &BTreeMap<String, 
         let (m, sd) = mean_std(&r.accuracy);
         let (layers, _) = mean_std(&r.mean_layers);
         let (speed, _) = mean_std(&r.flop_speedup);
-        let _ = writeln!(s, "| {name} | {} | {:.2} ± {:.2} | {layers:.2} | {speed:.2}× |", r.accuracy.len(), m * 100.0, sd * 100.0);
+        // One seed has no spread to report.
+        let acc = if r.accuracy.len() > 1 { format!("{:.2} ± {:.2}", m * 100.0, sd * 100.0) } else { format!("{:.2}", m * 100.0) };
+        let _ = writeln!(s, "| {name} | {} | {acc} | {layers:.2} | {speed:.2}× |", r.accuracy.len());
     }
     s
 }
