@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod bundle;
 pub mod calibrate;
+pub mod cli;
 pub mod data;
 pub mod exit;
 pub mod graphs;

@@ -138,14 +138,7 @@ enum Command {
 }
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
-        // A closed stdout (`| head`) is the reader's choice, not an error.
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
-            return;
-        }
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    edge_runtime::cli::exit_with(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {
