@@ -4,7 +4,6 @@
 
 use crate::model::SequenceClassifier;
 use anyhow::{bail, Result};
-use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,8 +30,3 @@ pub fn encode_text(model: &SequenceClassifier, text: &str) -> Result<Encoding> {
     Ok(Encoding { text: text.to_string(), ids, cls, mean })
 }
 
-/// Hidden states for a batch, exposed for tests that compare implementations.
-pub fn hidden_states(model: &SequenceClassifier, ids: &[&[u32]]) -> Result<Tensor> {
-    let (input, mask) = model.batch_tensors(ids)?;
-    Ok(model.model.bert.forward(&input, &mask, false)?)
-}
