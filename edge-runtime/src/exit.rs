@@ -32,7 +32,7 @@ pub fn normalized_entropy(probs: &[f32]) -> f32 {
         return 0.0;
     }
     let h: f32 = probs.iter().filter(|&&p| p > 0.0).map(|&p| -p * p.ln()).sum();
-    h / (probs.len() as f32).ln()
+    (h / (probs.len() as f32).ln()).min(1.0)
 }
 
 pub fn argmax(values: &[f32]) -> usize {
@@ -63,7 +63,9 @@ impl ExitDecider {
         match self.policy {
             ExitPolicy::Layer { k } => self.seen >= k,
             ExitPolicy::Full => false,
-            ExitPolicy::Entropy { speed } => normalized_entropy(probs) < speed,
+            // Speed 1 is the fastest setting and always exits (FastBERT's "speed = 1"):
+            // a near-uniform branch can round to an entropy of exactly 1, which `<` would keep.
+            ExitPolicy::Entropy { speed } => speed >= 1.0 || normalized_entropy(probs) < speed,
             ExitPolicy::Patience { n } => {
                 let a = argmax(probs);
                 self.streak = if self.last_argmax == Some(a) { self.streak + 1 } else { 0 };
@@ -88,12 +90,14 @@ mod tests {
     }
 
     #[test]
-    fn speed_zero_never_exits_and_speed_one_exits_unless_uniform() {
+    fn speed_zero_never_exits_and_speed_one_always_exits() {
         let mut never = ExitDecider::new(ExitPolicy::Entropy { speed: 0.0 });
         assert!(!never.should_exit(&[1.0, 0.0]));
         let mut always = ExitDecider::new(ExitPolicy::Entropy { speed: 1.0 });
         assert!(always.should_exit(&[0.6, 0.4]));
-        assert!(!always.should_exit(&[0.5, 0.5]));
+        assert!(always.should_exit(&[0.5, 0.5]), "even a uniform branch exits at speed 1");
+        let mut almost = ExitDecider::new(ExitPolicy::Entropy { speed: 0.999_999 });
+        assert!(!almost.should_exit(&[0.5, 0.5]));
     }
 
     #[test]

@@ -57,7 +57,7 @@ fn the_exit_layer_is_where_computing_stopped() {
             assert_eq!(p.latencies.len(), 1 + p.exit_layer, "{policy:?}");
         }
     }
-    // speed 1 exits after the first layer unless the branch is exactly uniform.
+    // speed 1 always exits after the first layer.
     assert!(texts[..20].iter().all(|t| model.classify(t, ExitPolicy::Entropy { speed: 1.0 }).unwrap().exit_layer == 1));
 }
 

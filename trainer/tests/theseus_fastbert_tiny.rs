@@ -92,7 +92,7 @@ fn fastbert_branches_learn_and_exits_follow_the_speed() {
     assert_eq!(full.layers_run, 3 * n);
     assert_eq!(full.exit_histogram, vec![0, 0, n]);
 
-    // speed 1 exits at layer 1 unless a branch is exactly uniform; only those layers run.
+    // speed 1 always exits at layer 1; only that layer runs.
     let fast = evaluate_with_exits(&model, &data, 32, ExitPolicy::Entropy { speed: 1.0 }).unwrap();
     assert_eq!(fast.exit_histogram[0], n);
     assert_eq!(fast.layers_run, n, "no layer after the exit is computed");
