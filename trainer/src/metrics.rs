@@ -15,19 +15,9 @@ pub struct EvalReport {
     pub per_label_f1: Vec<f64>,
 }
 
-/// Wilson score interval at z = 1.96: well behaved near 0 and 1, unlike the normal approximation.
-pub fn wilson_ci95(correct: usize, n: usize) -> [f64; 2] {
-    if n == 0 {
-        return [0.0, 1.0];
-    }
-    let z = 1.959_963_984_540_054_f64;
-    let n_f = n as f64;
-    let p = correct as f64 / n_f;
-    let denom = 1.0 + z * z / n_f;
-    let centre = (p + z * z / (2.0 * n_f)) / denom;
-    let half = z * ((p * (1.0 - p) / n_f + z * z / (4.0 * n_f * n_f)).sqrt()) / denom;
-    [(centre - half).max(0.0), (centre + half).min(1.0)]
-}
+/// Wilson score interval at z = 1.96: well behaved near 0 and 1, unlike the
+/// normal approximation. One implementation, shared with the edge runtime's reports.
+pub use edge_runtime::stats::wilson95 as wilson_ci95;
 
 /// Accuracy, per-label F1 and macro-F1 from gold and predicted label indices.
 pub fn report(gold: &[u32], pred: &[u32], labels: &[String], loss: f64) -> EvalReport {
