@@ -4,6 +4,10 @@
 #   targets/setup.sh [aarch64] [armv7]      (default: both)
 set -euo pipefail
 wanted=("$@"); [ ${#wanted[@]} -gt 0 ] || wanted=(aarch64 armv7)
+command -v rustup >/dev/null || {
+  echo "targets/setup.sh: rustup is needed to add the ARM standard libraries (https://rustup.rs)" >&2
+  exit 1
+}
 apt_pkgs=()
 command -v qemu-aarch64-static >/dev/null || apt_pkgs+=(qemu-user-static)
 for t in "${wanted[@]}"; do
