@@ -53,6 +53,8 @@ pub struct BenchReport {
     pub truncated: usize,
     pub num_layers: usize,
     pub precision: crate::Precision,
+    /// The float type the graphs computed in.
+    pub compute: crate::Compute,
     pub batch_size: usize,
     pub threads: usize,
     pub machine: String,
@@ -189,6 +191,7 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
         truncated,
         num_layers: n_layers,
         precision: model.manifest.precision,
+        compute: model.compute,
         batch_size,
         threads: opts.threads,
         machine: machine_description(),
@@ -216,8 +219,8 @@ pub fn machine_description() -> String {
 /// `report.md`: the tables a user reads first.
 pub fn markdown(r: &BenchReport) -> String {
     let mut s = format!(
-        "# edge-runtime bench\n\nBundle `{}` ({} layers, {:?}) on `{}`: {} texts ({} truncated), batch size {}, {} thread(s), {}.\n\n",
-        r.bundle, r.num_layers, r.precision, r.data, r.n, r.truncated, r.batch_size, r.threads, r.machine
+        "# edge-runtime bench\n\nBundle `{}` ({} layers, {:?} weights, {:?} compute) on `{}`: {} texts ({} truncated), batch size {}, {} thread(s), {}.\n\n",
+        r.bundle, r.num_layers, r.precision, r.compute, r.data, r.n, r.truncated, r.batch_size, r.threads, r.machine
     );
     s += "| policy | accuracy % [95% CI] | Δ pts vs full | mean layers | mean ms | p50 ms | p90 ms | p99 ms | speed-up vs full | exits per layer |\n";
     s += "|---|---|---|---|---|---|---|---|---|---|\n";

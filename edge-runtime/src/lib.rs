@@ -20,4 +20,4 @@ pub mod stats;
 
 pub use bundle::{Manifest, Precision};
 pub use exit::{ExitDecider, ExitPolicy};
-pub use runtime::{set_threads, EdgeClassifier, Prediction};
+pub use runtime::{set_threads, Compute, EdgeClassifier, Prediction};

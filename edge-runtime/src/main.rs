@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{ArgGroup, Parser, Subcommand};
 use edge_runtime::bench::{bench, markdown, write_report, BenchOptions};
 use edge_runtime::calibrate::{calibrate_bundle, Target};
-use edge_runtime::{set_threads, EdgeClassifier, ExitPolicy, Prediction};
+use edge_runtime::{set_threads, Compute, EdgeClassifier, ExitPolicy, Prediction};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -24,6 +24,10 @@ struct Cli {
     /// Threads for tract's matrix products (1 = the calling thread only).
     #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
+    /// Float type to compute in: auto = f16 for an f16 bundle on a CPU with f16
+    /// arithmetic (aarch64 FEAT_FP16), else f32.
+    #[arg(long, global = true, value_enum, default_value_t = Compute::Auto)]
+    compute: Compute,
     /// Print the version (with --verbose: the CPU features and kernels tract uses here).
     #[arg(short = 'V', long)]
     version: bool,
@@ -147,12 +151,13 @@ fn run(cli: Cli) -> Result<()> {
         println!("edge-runtime {} (tract-onnx 0.23.9, {})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
         if cli.verbose {
             print!("{}", edge_runtime::kernels::describe());
+            println!("f16 bundles compute in: {:?}", Compute::Auto.resolve(edge_runtime::Precision::F16));
         }
         return Ok(());
     };
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
-            let model = EdgeClassifier::load(&bundle)?;
+            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
             let policy = match (policy.speed, policy.patience, policy.exit_layer, policy.full) {
                 (Some(speed), ..) => ExitPolicy::Entropy { speed },
                 (_, Some(n), ..) => ExitPolicy::Patience { n },
@@ -163,7 +168,7 @@ fn run(cli: Cli) -> Result<()> {
             classify(&model, policy, batch_size.max(1), with_logits, texts)
         }
         Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit, full_only } => {
-            let model = EdgeClassifier::load(&bundle)?;
+            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
             let mut policies = Vec::new();
             let branches = model.manifest.exits.iter().flatten().count() > 1;
             if !full_only && branches {
@@ -180,7 +185,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tokenize { bundle, data } => {
-            let model = EdgeClassifier::load(&bundle)?;
+            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
             let mut out = std::io::stdout().lock();
             for (i, e) in edge_runtime::data::read_jsonl(&data)?.iter().enumerate() {
                 let (ids, truncated) =
@@ -190,7 +195,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Profile { bundle, data, limit, by_node } => {
-            let model = EdgeClassifier::load(&bundle)?;
+            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
             let rows = edge_runtime::data::read_jsonl(&data)?
                 .iter()
                 .take(limit)
@@ -209,7 +214,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Calibrate { bundle, data, max_accuracy_drop, target_latency_ms } => {
-            let model = EdgeClassifier::load(&bundle)?;
+            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
             let target = match (max_accuracy_drop, target_latency_ms) {
                 (Some(pts), _) => Target::MaxAccuracyDrop { pts },
                 (_, Some(ms)) => Target::LatencyMs(ms),

@@ -2,13 +2,15 @@
 //! segment, symbolic batch and sequence length so no input re-optimizes) and
 //! classifies layer by layer, running no graph after a sample's exit.
 
-use crate::bundle::{BundleError, Manifest};
+use crate::bundle::{BundleError, Manifest, Precision};
 use crate::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::floats::FloatPrecisionTranslator;
 use tract_onnx::tract_core::internal::{EvalContext, OpState};
+use tract_onnx::tract_core::transform::ModelTransform;
 use tract_onnx::tract_core::model::TypedSimpleState;
 
 type Plan = Arc<TypedRunnableModel>;
@@ -43,8 +45,40 @@ pub struct Prediction {
     pub truncated: bool,
 }
 
+/// The float type the graphs compute in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Compute {
+    /// f16 for an f16 bundle on a CPU with f16 arithmetic (aarch64 FEAT_FP16), else f32.
+    Auto,
+    F32,
+    /// Every float op in f16 (tract's f32→f16 translation). Emulated, hence
+    /// slow, on CPUs without f16 arithmetic: for checking accuracy there.
+    F16,
+}
+
+impl Compute {
+    /// What `self` means for a bundle of `precision` on this CPU.
+    pub fn resolve(self, precision: Precision) -> Compute {
+        match self {
+            Compute::Auto if precision == Precision::F16 && cpu_has_f16_arithmetic() => Compute::F16,
+            Compute::Auto => Compute::F32,
+            other => other,
+        }
+    }
+}
+
+/// Whether tract runs f16 arithmetic natively here (aarch64 FEAT_FP16, x86 AVX512-FP16). tract reads the
+/// `Features` line of /proc/cpuinfo (`asimdhp`); under qemu-user that file is
+/// the host's, so pass `TRACT_CPU_ISA=+fp16` there when the emulated CPU has it.
+pub fn cpu_has_f16_arithmetic() -> bool {
+    tract_linalg::isa::native().fp16_arithmetic()
+}
+
 pub struct EdgeClassifier {
     pub manifest: Manifest,
+    /// The float type the graphs run in (never `Auto`).
+    pub compute: Compute,
     tokenizer: tokenizers::Tokenizer,
     embeddings: Segment,
     layers: Vec<Segment>,
@@ -57,11 +91,18 @@ pub fn set_threads(n: usize) {
     set_default_executor(if n > 1 { Executor::multithread(n) } else { Executor::SingleThread });
 }
 
-fn load_plan(dir: &Path, file: &str) -> Result<Segment, RuntimeError> {
+fn load_plan(dir: &Path, file: &str, compute: Compute) -> Result<Segment, RuntimeError> {
     let path = dir.join(file);
     let graph = |error| RuntimeError::Graph { path: path.display().to_string(), error };
     tract_onnx::onnx()
         .model_for_path(&path)
+        .and_then(|m| m.into_typed())
+        .and_then(|m| match compute {
+            // Every segment is translated, so hidden states pass between
+            // them in f16; token ids and masks are integers and stay as they are.
+            Compute::F16 => FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(m),
+            _ => Ok(m),
+        })
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .and_then(Segment::new)
@@ -86,9 +127,15 @@ fn run(seg: &Segment, segment: &str, inputs: TVec<TValue>) -> Result<TVec<TValue
 }
 
 impl EdgeClassifier {
-    /// Verifies the manifest and checksums, then builds one optimized plan per graph.
+    /// Verifies the manifest and checksums, then builds one optimized plan per
+    /// graph, computing in f16 where the bundle and the CPU allow it.
     pub fn load(dir: &Path) -> Result<Self, RuntimeError> {
+        Self::load_with(dir, Compute::Auto)
+    }
+
+    pub fn load_with(dir: &Path, compute: Compute) -> Result<Self, RuntimeError> {
         let manifest = Manifest::load(dir)?;
+        let compute = compute.resolve(manifest.precision);
         let tok_path = dir.join(&manifest.tokenizer);
         let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| RuntimeError::Tokenizer {
             path: tok_path.display().to_string(),
@@ -99,14 +146,14 @@ impl EdgeClassifier {
         tokenizer
             .with_truncation(Some(trunc))
             .map_err(|e| RuntimeError::Tokenizer { path: tok_path.display().to_string(), message: e.to_string() })?;
-        let embeddings = load_plan(dir, &manifest.embeddings)?;
-        let layers = manifest.layers.iter().map(|f| load_plan(dir, f)).collect::<Result<_, _>>()?;
+        let embeddings = load_plan(dir, &manifest.embeddings, compute)?;
+        let layers = manifest.layers.iter().map(|f| load_plan(dir, f, compute)).collect::<Result<_, _>>()?;
         let exits = manifest
             .exits
             .iter()
-            .map(|e| e.as_ref().map(|f| load_plan(dir, f)).transpose())
+            .map(|e| e.as_ref().map(|f| load_plan(dir, f, compute)).transpose())
             .collect::<Result<_, _>>()?;
-        Ok(Self { manifest, tokenizer, embeddings, layers, exits })
+        Ok(Self { manifest, compute, tokenizer, embeddings, layers, exits })
     }
 
     /// Token ids with [CLS]/[SEP], cut to max_seq_len; says whether it cut.
@@ -182,6 +229,7 @@ impl EdgeClassifier {
             };
             let inputs = tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue());
             let logits = run(exit, &format!("exit {}", layer + 1), inputs)?.remove(0);
+            let logits = logits.cast_to::<f32>().map_err(to_run)?;
             let logits = logits.to_plain_array_view::<f32>().map_err(to_run)?;
             let dt = t.elapsed();
             let mut keep = Vec::new();
@@ -233,6 +281,7 @@ impl EdgeClassifier {
                 None => None,
                 Some(exit) => {
                     let l = run(exit, "exit", tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue()))?.remove(0);
+                    let l = l.cast_to::<f32>().map_err(to_run)?;
                     let v = l.to_plain_array_view::<f32>().map_err(to_run)?;
                     Some(v.outer_iter().map(|r| r.iter().copied().collect()).collect())
                 }

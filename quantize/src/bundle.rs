@@ -5,7 +5,7 @@
 use crate::graph::{quantize_model, GraphError, Int8Form, Target, TensorReport};
 use anyhow::{Context, Result};
 use edge_runtime::bundle::{write_atomic, write_bundle, Manifest};
-use edge_runtime::{EdgeClassifier, Precision};
+use edge_runtime::{Compute, EdgeClassifier, Precision};
 use prost::Message;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -61,6 +61,10 @@ pub struct Report {
     pub graphs: Vec<GraphReport>,
     pub tensors: Vec<TensorReport>,
     pub comparison: Option<Comparison>,
+    /// f16 bundles: the same comparison with every graph computing in f16, as
+    /// on an aarch64 CPU with f16 arithmetic (emulated, hence slow, elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison_f16_compute: Option<Comparison>,
 }
 
 fn dir_bytes(dir: &Path, m: &Manifest) -> Result<u64> {
@@ -118,7 +122,7 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
         Target::Int8 { .. } => Precision::Int8,
     };
     let form = match opts.target {
-        Target::F16 => "f16 weights, cast to f32 at load".to_string(),
+        Target::F16 => "f16 weights; computed in f16 on CPUs with f16 arithmetic, else cast to f32 at load".to_string(),
         Target::Int8 { form: Int8Form::WeightOnly } => "int8 per-channel weights, DequantizeLinear → MatMul".into(),
         Target::Int8 { form: Int8Form::DynamicU8 } => "int8 per-channel weights, DynamicQuantizeLinear → MatMulInteger".into(),
         Target::Int8 { form: Int8Form::DynamicI8 } => "int8 per-channel weights, per-token symmetric int8 activations → MatMulInteger".into(),
@@ -130,8 +134,12 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
     let before = dir_bytes(input, &manifest)?;
     let after = dir_bytes(output, &written)?;
     let comparison = match &opts.calibration {
-        Some(data) => Some(compare(input, output, data)?),
+        Some(data) => Some(compare(input, output, data, Compute::F32)?),
         None => None,
+    };
+    let comparison_f16_compute = match (&opts.calibration, opts.target) {
+        (Some(data), Target::F16) => Some(compare(input, output, data, Compute::F16)?),
+        _ => None,
     };
     let report = Report {
         input: input.display().to_string(),
@@ -143,17 +151,19 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
         graphs: graph_reports,
         tensors,
         comparison,
+        comparison_f16_compute,
     };
     // The report sits beside the graphs; the runtime reads only what the manifest names.
     write_atomic(&output.join("quantize-report.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     Ok(report)
 }
 
-/// Runs both bundles on labelled texts at every exit.
-pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path) -> Result<Comparison> {
+/// Runs both bundles on labelled texts at every exit, the quantized one
+/// computing in `compute`.
+pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path, compute: Compute) -> Result<Comparison> {
     use edge_runtime::exit::{argmax, softmax};
-    let a = EdgeClassifier::load(f32_bundle)?;
-    let b = EdgeClassifier::load(quantized)?;
+    let a = EdgeClassifier::load_with(f32_bundle, Compute::F32)?;
+    let b = EdgeClassifier::load_with(quantized, compute)?;
     let examples = edge_runtime::data::read_jsonl(data)?;
     let gold = edge_runtime::data::label_indices(&examples, &a.manifest.labels, data)?;
     let ids = examples.iter().map(|e| a.tokenize(&e.text).map(|t| t.0)).collect::<Result<Vec<_>, _>>()?;

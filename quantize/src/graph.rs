@@ -8,7 +8,8 @@
 //! - int8 embedding tables (both forms): `Gather(E, ids)` → `Cast(Gather(Eq, ids)) · Gather(s, ids)`,
 //!   so the table stays int8 in memory too.
 //! - int8, other large tables (position embeddings): per-row int8 + `DequantizeLinear`.
-//! - f16: every float initializer of 16+ values stored as FLOAT16, `Cast` back to f32 at load.
+//! - f16: every float initializer of 16+ values stored as FLOAT16 behind a `Cast` to f32; the
+//!   runtime folds the cast (f32 compute) or translates the whole graph to f16 (f16 compute).
 //!
 //! Weights are symmetric per output channel (columns of the (in, out) MatMul
 //! weight, rows of an embedding table); zero points are 0.

@@ -63,10 +63,11 @@ fn run(cli: Cli) -> Result<()> {
         let sqnr = g.min_sqnr_db.map_or("-".into(), |s| format!("{s:.1}"));
         writeln!(out, "{:<22} {:>10} {:>10} {:>12} {:>12.2e}", g.graph, g.bytes_after, g.bytes_before, sqnr, g.max_abs_error)?;
     }
-    if let Some(c) = &r.comparison {
+    let compared = [("", &r.comparison), (" computing in f16", &r.comparison_f16_compute)];
+    for (how, c) in compared.iter().filter_map(|(how, c)| c.as_ref().map(|c| (how, c))) {
         writeln!(
             out,
-            "on {} ({} texts): accuracy {:.2}% → {:.2}%",
+            "on {} ({} texts){how}: accuracy {:.2}% → {:.2}%",
             c.data,
             c.n,
             c.accuracy_before * 100.0,

@@ -2,7 +2,7 @@
 //! in the edge runtime and agree with the f32 one; `--keep-f32` keeps what it
 //! names; a corrupt input leaves nothing behind.
 
-use edge_runtime::{EdgeClassifier, ExitPolicy, Manifest, Precision};
+use edge_runtime::{Compute, EdgeClassifier, ExitPolicy, Manifest, Precision};
 use prost::Message;
 use quantize::{quantize_bundle, Int8Form, Options, Target};
 use std::path::{Path, PathBuf};
@@ -46,7 +46,8 @@ fn int8_and_f16_bundles_run_in_the_runtime_and_agree_with_f32() {
     ] {
         let out = tmp.path().join(name);
         let report = quantize_bundle(&fixture("tiny-bundle"), &out, &options(target)).unwrap();
-        let q = EdgeClassifier::load(&out).unwrap();
+        // f32 arithmetic here on every CPU; f16 arithmetic has its own test below.
+        let q = EdgeClassifier::load_with(&out, Compute::F32).unwrap();
         assert_eq!(q.manifest.precision, if target == Target::F16 { Precision::F16 } else { Precision::Int8 });
         let (agree, diff) = agreement(&reference, &q);
         assert!(agree >= min_agreement, "{name}: only {agree} of labels agree with f32");
@@ -61,6 +62,28 @@ fn int8_and_f16_bundles_run_in_the_runtime_and_agree_with_f32() {
         }
         assert!(out.join("quantize-report.json").exists());
     }
+}
+
+#[test]
+fn an_f16_bundle_computing_in_f16_agrees_with_f32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("f16");
+    let report = quantize_bundle(&fixture("tiny-bundle"), &out, &options(Target::F16)).unwrap();
+    let reference = EdgeClassifier::load_with(&fixture("tiny-bundle"), Compute::F32).unwrap();
+    let f16 = EdgeClassifier::load_with(&out, Compute::F16).unwrap();
+    assert_eq!(f16.compute, Compute::F16);
+    let (agree, diff) = agreement(&reference, &f16);
+    assert_eq!(agree, 1.0, "labels under f16 arithmetic");
+    // f16 has an 11-bit significand: ~5e-4 relative per op, a few ops deep.
+    assert!(diff <= 1e-2, "probabilities differ by {diff}");
+    assert!(diff > 0.0, "f16 arithmetic cannot be bit-exact with f32: was the graph translated?");
+    let c = report.comparison_f16_compute.as_ref().expect("an f16 report compares f16 compute too");
+    assert!(c.exits.iter().all(|e| e.label_agreement >= 0.97), "{c:?}");
+    // Auto computes in f16 only where the CPU has f16 arithmetic, and never for f32 weights.
+    let auto = EdgeClassifier::load(&out).unwrap();
+    let native = edge_runtime::runtime::cpu_has_f16_arithmetic();
+    assert_eq!(auto.compute, if native { Compute::F16 } else { Compute::F32 });
+    assert_eq!(EdgeClassifier::load(&fixture("tiny-bundle")).unwrap().compute, Compute::F32);
 }
 
 #[test]
