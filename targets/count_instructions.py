@@ -4,7 +4,10 @@ per inference and per exit layer (`--exit-layer K`), so a user can estimate boar
 their board's instructions per second. Timings under qemu mean nothing; the
 instruction count of the emulated program does not depend on the host.
 
-  targets/count_instructions.py BIN BUNDLE TEXTS.txt [--qemu-cpu cortex-a72]
+  targets/count_instructions.py BIN BUNDLE TEXTS.txt [--qemu-cpu cortex-a72] [--compute f16] [--full-only]
+
+qemu-user shows the host's /proc/cpuinfo, where tract looks for `asimdhp`: to
+let it use the f16 kernels of an emulated cortex-a76, run with TRACT_CPU_ISA=+fp16.
 
 Method: qemu's `-d in_asm,exec,nochain` log gives each translated block's
 instruction count and every block execution; streamed through a FIFO and
@@ -70,19 +73,24 @@ def main():
     ap.add_argument("texts")
     ap.add_argument("--n", type=int, default=5)
     ap.add_argument("--qemu-cpu", default="cortex-a72")
+    ap.add_argument("--compute", default="auto", choices=["auto", "f32", "f16"])
+    ap.add_argument("--full-only", action="store_true", help="count full depth only")
     a = ap.parse_args()
     texts = [l for l in open(a.texts, encoding="utf-8").read().splitlines() if l.strip()][: a.n]
     layers = json.load(open(os.path.join(a.bundle, "manifest.json")))["num_layers"]
-    policies = [("--exit-layer", str(k)) for k in range(1, layers)] + [("--full",)]
-    base, _ = count([a.bin, "classify", "--bundle", a.bundle], "", a.qemu_cpu)
+    policies = [] if a.full_only else [("--exit-layer", str(k)) for k in range(1, layers)]
+    policies.append(("--full",))
+    run = [a.bin, "--compute", a.compute, "classify", "--bundle", a.bundle]
+    base, _ = count(run, "", a.qemu_cpu)
     rows = []
     for pol in policies:
-        total, out = count([a.bin, "classify", "--bundle", a.bundle, *pol], "\n".join(texts) + "\n", a.qemu_cpu)
+        total, out = count([*run, *pol], "\n".join(texts) + "\n", a.qemu_cpu)
         exits = [json.loads(l)["exit_layer"] for l in out.splitlines()]
         rows.append({"policy": " ".join(pol), "exit_layers": exits, "mean_exit_layer": sum(exits) / len(exits),
                      "instructions_per_text": (total - base) / len(texts)})
         print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"bundle": a.bundle, "qemu_cpu": a.qemu_cpu, "texts": len(texts), "load_instructions": base, "rows": rows}))
+    print(json.dumps({"bundle": a.bundle, "qemu_cpu": a.qemu_cpu, "compute": a.compute,
+                      "tract_cpu_isa": os.environ.get("TRACT_CPU_ISA"), "texts": len(texts), "load_instructions": base, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// One line per graph node instead of per op kind.
+        /// One line per graph node instead of per op kind (matrix products name their kernel).
         #[arg(long)]
         by_node: bool,
     },

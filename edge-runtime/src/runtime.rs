@@ -322,6 +322,17 @@ fn select_rows(t: &Tensor, rows: &[usize]) -> TractResult<Tensor> {
     }
 }
 
+/// `name (op)`, plus the matrix kernel a matrix product runs with.
+fn node_key(node: &TypedNode) -> String {
+    let kernel = node.op().info().ok().and_then(|info| {
+        info.iter().find_map(|l| l.split_once(" with [").map(|(_, k)| k.trim_end_matches(']').to_string()))
+    });
+    match kernel {
+        Some(k) => format!("{} ({} {k})", node.name, node.op().name()),
+        None => format!("{} ({})", node.name, node.op().name()),
+    }
+}
+
 impl EdgeClassifier {
     /// Where the time goes: wall time per op kind (tract's optimized op
     /// names; per node with `by_node`), summed over running `batch` through every graph at full depth,
@@ -336,7 +347,7 @@ impl EdgeClassifier {
                 .run_plan_with_eval(inputs, |ctx: &EvalContext, op_state: Option<&mut (dyn OpState + 'static)>, node, input| {
                     let t = Instant::now();
                     let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
-                    let key = if by_node { format!("{} ({})", node.name, node.op().name()) } else { node.op().name().to_string() };
+                    let key = if by_node { node_key(node) } else { node.op().name().to_string() };
                     let e = by_op.entry(key).or_default();
                     e.0 += t.elapsed();
                     e.1 += 1;
