@@ -29,16 +29,6 @@ for key, how in [("comparison", "f16 weights, f32 compute"), ("comparison_f16_co
     ch = ", ".join(f"{p} {v*100:.2f}%" for p, v in c["exit_layer_changed"]) or "–"
     md.append(f"- dev ({c['n']} texts), {how}: accuracy {c['accuracy_before']*100:.2f}% → {c['accuracy_after']*100:.2f}%; "
               f"worst exit label agreement {worst*100:.2f}%, logits max-abs error {err:.2e}; exit layer changed: {ch}")
-arm = {}
-if (out / "arm-f16.json").exists():
-    a32, a16 = load(out / "arm-f32.json"), load(out / "arm-f16.json")
-    i32, i16 = a32["rows"][-1]["instructions_per_text"], a16["rows"][-1]["instructions_per_text"]
-    arm = {"qemu_cpu": a16["qemu_cpu"], "texts": a16["texts"], "f32_instructions_per_text": i32,
-           "f16_instructions_per_text": i16, "ratio": i32 / i16,
-           "f32_load_instructions": a32["load_instructions"], "f16_load_instructions": a16["load_instructions"]}
-    md += ["", f"aarch64 under qemu ({a16['qemu_cpu']}, {a16['texts']} texts, full depth): "
-           f"{i32/1e6:.2f} M instructions per text in f32, {i16/1e6:.2f} M in f16 ({i32/i16:.2f}× fewer); "
-           f"bundle load {a32['load_instructions']/1e6:.0f} M vs {a16['load_instructions']/1e6:.0f} M."]
-(out / "summary.json").write_text(json.dumps({"rows": rows, "quantize_report": str(out / "f16/quantize-report.json"), "arm": arm}, indent=1) + "\n")
+(out / "summary.json").write_text(json.dumps({"rows": rows, "quantize_report": str(out / "f16/quantize-report.json")}, indent=1) + "\n")
 (out / "summary.md").write_text("\n".join(md) + "\n")
 print("\n".join(md))

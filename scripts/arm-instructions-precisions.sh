@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# What each precision costs on aarch64, counted in guest instructions per text
+# at full depth under qemu-user (issue 5; qemu timings mean nothing, counts do
+# not depend on the host). One bundle, as f32, f16 (computing in f16) and the
+# int8 forms, on a Pi 4 class core (cortex-a72: NEON, i32 8x8 kernel) and a
+# Pi 5 class core (cortex-a76: + fp16 arithmetic and dot-product kernels;
+# TRACT_CPU_ISA=+fp16 because qemu shows the host's /proc/cpuinfo).
+#
+#   scripts/arm-instructions-precisions.sh F32_BUNDLE TEST.jsonl OUT_DIR [N_TEXTS]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+f32="$1"; test_="$2"; out="$3"; n="${4:-5}"
+target="${CARGO_TARGET_DIR:-$root/target}"
+a64="$target/aarch64-unknown-linux-gnu/release/edge-runtime"
+[ -x "$a64" ] || (cd "$root" && "$root/targets/setup.sh" aarch64 && cargo build --release -p edge-runtime --bin edge-runtime --target aarch64-unknown-linux-gnu)
+mkdir -p "$out"
+[ -f "$out/f16/manifest.json" ] || "$target/release/quantize" --bundle "$f32" --to f16 --out "$out/f16" > /dev/null
+for form in weight-only dynamic-i8; do
+  [ -f "$out/int8-$form/manifest.json" ] || "$target/release/quantize" --bundle "$f32" --to int8 --int8-form "$form" --out "$out/int8-$form" > /dev/null
+done
+python3 -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1]).readlines()[:int(sys.argv[2])]]" "$test_" "$n" > "$out/texts.txt"
+count() { # cpu name bundle compute
+  local f="$out/$1-$2.json"
+  [ -f "$f" ] && return
+  TRACT_CPU_ISA=$([ "$1" = cortex-a76 ] && echo +fp16 || true) python3 "$root/targets/count_instructions.py" \
+    "$a64" "$3" "$out/texts.txt" --n "$n" --qemu-cpu "$1" --compute "$4" --full-only | tail -1 > "$f.tmp"
+  mv "$f.tmp" "$f"
+}
+for cpu in cortex-a76 cortex-a72; do
+  count $cpu f32 "$f32" f32
+  count $cpu int8-weight-only "$out/int8-weight-only" f32
+  count $cpu int8-dynamic-i8 "$out/int8-dynamic-i8" f32
+  [ $cpu = cortex-a76 ] && count $cpu f16 "$out/f16" f16
+done
+python3 - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+print("| core | precision | M instructions per text (full depth) | × fewer than f32 | bundle load M |")
+print("|---|---|---|---|---|")
+for cpu in ["cortex-a76", "cortex-a72"]:
+    base = None
+    for p in ["f32", "f16", "int8-weight-only", "int8-dynamic-i8"]:
+        f = out / f"{cpu}-{p}.json"
+        if not f.exists():
+            continue
+        r = json.loads(f.read_text())
+        per = r["rows"][-1]["instructions_per_text"]
+        base = base or per
+        print(f"| {cpu} | {p} ({r['compute']} compute) | {per/1e6:.2f} | {base/per:.2f}× | {r['load_instructions']/1e6:.0f} |")
+PY
