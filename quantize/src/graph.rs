@@ -233,7 +233,10 @@ pub fn quantize_model(
         let (q, q_vals, deq) = quantize_columns(&values, rows, cols);
         reports.push(report(&name, &[rows, cols], "int8", values.len() * 4, values.len() + cols * 4, &values, &deq));
         new_inits.push(i8_tensor(&q_name, &[rows, cols], &q_vals));
-        new_inits.push(i8_tensor(&z_name, &[cols], &vec![0; cols]));
+        if form != Int8Form::DynamicI8 {
+            // i8 × i8 MatMulInteger takes no zero points; the other forms name one.
+            new_inits.push(i8_tensor(&z_name, &[cols], &vec![0; cols]));
+        }
         let x = n.input[0].clone();
         match form {
             Int8Form::WeightOnly => {
