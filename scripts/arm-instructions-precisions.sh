@@ -37,20 +37,4 @@ count cortex-a72 int8-dynamic-i8 "$out/int8-dynamic-i8" f32
 if [ "${COUNT_WEIGHT_ONLY:-0}" = 1 ]; then
   count cortex-a76 int8-weight-only "$out/int8-weight-only" f32
 fi
-python3 - "$out" <<'PY'
-import json, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-print("| core | precision | M instructions per text (full depth) | × fewer than f32 | bundle load M |")
-print("|---|---|---|---|---|")
-for cpu in ["cortex-a76", "cortex-a72"]:
-    base = None
-    for p in ["f32", "f16", "int8-weight-only", "int8-dynamic-i8"]:
-        f = out / f"{cpu}-{p}.json"
-        if not f.exists():
-            continue
-        r = json.loads(f.read_text())
-        per = r["rows"][-1]["instructions_per_text"]
-        base = base or per
-        print(f"| {cpu} | {p} ({r['compute']} compute) | {per/1e6:.2f} | {base/per:.2f}× | {r['load_instructions']/1e6:.0f} |")
-PY
+python3 "$root/scripts/summarize_arm_precisions.py" "$out" | tee "$out/summary.md"
