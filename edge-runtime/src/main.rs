@@ -148,10 +148,12 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     set_threads(cli.threads);
     let Some(command) = cli.command else {
-        println!("edge-runtime {} (tract-onnx 0.23.9, {})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
+        // Written, not print!ed: `--version --verbose | head` closes the pipe early.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "edge-runtime {} (tract-onnx 0.23.9, {})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)?;
         if cli.verbose {
-            print!("{}", edge_runtime::kernels::describe());
-            println!("f16 bundles compute in: {:?}", Compute::Auto.resolve(edge_runtime::Precision::F16));
+            write!(out, "{}", edge_runtime::kernels::describe())?;
+            writeln!(out, "f16 bundles compute in: {:?}", Compute::Auto.resolve(edge_runtime::Precision::F16))?;
         }
         return Ok(());
     };

@@ -370,3 +370,20 @@ impl EdgeClassifier {
         Ok(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_computes_in_f16_only_for_f16_weights_on_an_f16_cpu() {
+        for precision in [Precision::F32, Precision::Int8] {
+            assert_eq!(Compute::Auto.resolve(precision), Compute::F32, "{precision:?}");
+        }
+        let f16_cpu = cpu_has_f16_arithmetic();
+        assert_eq!(Compute::Auto.resolve(Precision::F16), if f16_cpu { Compute::F16 } else { Compute::F32 });
+        // An explicit choice is kept whatever the bundle holds.
+        assert_eq!(Compute::F16.resolve(Precision::F32), Compute::F16);
+        assert_eq!(Compute::F32.resolve(Precision::F16), Compute::F32);
+    }
+}

@@ -123,3 +123,15 @@ fn bench_and_calibrate_from_the_command_line() {
     let (ok, _, stderr) = edge_runtime(&["calibrate", "--bundle", bundle.to_str().unwrap(), "--data", "/nonexistent.jsonl", "--max-accuracy-drop", "1"], b"");
     assert!(!ok && stderr.contains("/nonexistent.jsonl"), "{stderr}");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    // `edge-runtime --version --verbose | head -3`: stdout is closed before anything is written.
+    for args in [&["--version", "--verbose"][..], &["classify", "--bundle", fixture("tiny-bundle").to_str().unwrap(), "好"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = command().args(args).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{args:?}: {:?}\n{stderr}", out.status);
+    }
+}
