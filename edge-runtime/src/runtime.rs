@@ -68,9 +68,10 @@ impl Compute {
     }
 }
 
-/// Whether tract runs f16 arithmetic natively here (aarch64 FEAT_FP16, x86 AVX512-FP16). tract reads the
-/// `Features` line of /proc/cpuinfo (`asimdhp`); under qemu-user that file is
-/// the host's, so pass `TRACT_CPU_ISA=+fp16` there when the emulated CPU has it.
+/// Whether tract runs f16 arithmetic natively here (aarch64 FEAT_FP16, x86
+/// AVX512-FP16). On aarch64 tract reads the `Features` line of /proc/cpuinfo
+/// (`asimdhp`); under qemu-user that file is the host's, so pass
+/// `TRACT_CPU_ISA=+fp16` there when the emulated CPU has it.
 pub fn cpu_has_f16_arithmetic() -> bool {
     tract_linalg::isa::native().fp16_arithmetic()
 }

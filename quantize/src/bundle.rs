@@ -133,14 +133,13 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
 
     let before = dir_bytes(input, &manifest)?;
     let after = dir_bytes(output, &written)?;
-    let comparison = match &opts.calibration {
-        Some(data) => Some(compare(input, output, data, Compute::F32)?),
-        None => None,
+    // f16 bundles are compared twice: widened to f32 at load, and computing in f16.
+    let computes: &[Compute] = if opts.target == Target::F16 { &[Compute::F32, Compute::F16] } else { &[Compute::F32] };
+    let mut comparisons = match &opts.calibration {
+        Some(data) => compare(input, output, data, computes)?.into_iter(),
+        None => Vec::new().into_iter(),
     };
-    let comparison_f16_compute = match (&opts.calibration, opts.target) {
-        (Some(data), Target::F16) => Some(compare(input, output, data, Compute::F16)?),
-        _ => None,
-    };
+    let (comparison, comparison_f16_compute) = (comparisons.next(), comparisons.next());
     let report = Report {
         input: input.display().to_string(),
         output: output.display().to_string(),
@@ -158,25 +157,37 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
     Ok(report)
 }
 
-/// Runs both bundles on labelled texts at every exit, the quantized one
-/// computing in `compute`.
-pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path, compute: Compute) -> Result<Comparison> {
-    use edge_runtime::exit::{argmax, softmax};
+/// Runs both bundles on labelled texts at every exit, the quantized one once
+/// per entry of `computes` (the f32 reference runs once).
+pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path, computes: &[Compute]) -> Result<Vec<Comparison>> {
     let a = EdgeClassifier::load_with(f32_bundle, Compute::F32)?;
-    let b = EdgeClassifier::load_with(quantized, compute)?;
     let examples = edge_runtime::data::read_jsonl(data)?;
     let gold = edge_runtime::data::label_indices(&examples, &a.manifest.labels, data)?;
     let ids = examples.iter().map(|e| a.tokenize(&e.text).map(|t| t.0)).collect::<Result<Vec<_>, _>>()?;
-    let n_layers = a.manifest.num_layers;
-    let mut la: Vec<Vec<Vec<f32>>> = vec![Vec::new(); n_layers];
-    let mut lb: Vec<Vec<Vec<f32>>> = vec![Vec::new(); n_layers];
+    let la = exit_logits(&a, &ids)?;
+    computes
+        .iter()
+        .map(|&compute| {
+            let lb = exit_logits(&EdgeClassifier::load_with(quantized, compute)?, &ids)?;
+            Ok(compare_logits(&la, &lb, &gold, data))
+        })
+        .collect()
+}
+
+/// Logits of every exit for every text, `[layer][text][label]` (empty where a layer has no exit).
+fn exit_logits(model: &EdgeClassifier, ids: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f32>>>> {
+    let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::new(); model.manifest.num_layers];
     for chunk in ids.chunks(32) {
-        for (acc, bundle) in [(&mut la, &a), (&mut lb, &b)] {
-            for (k, l) in bundle.all_exit_logits(chunk)?.into_iter().enumerate() {
-                acc[k].extend(l.unwrap_or_default());
-            }
+        for (k, l) in model.all_exit_logits(chunk)?.into_iter().enumerate() {
+            out[k].extend(l.unwrap_or_default());
         }
     }
+    Ok(out)
+}
+
+fn compare_logits(la: &[Vec<Vec<f32>>], lb: &[Vec<Vec<f32>>], gold: &[usize], data: &Path) -> Comparison {
+    use edge_runtime::exit::{argmax, softmax};
+    let (n_layers, n) = (la.len(), gold.len());
     let mut exits = Vec::new();
     for k in 0..n_layers {
         if la[k].is_empty() {
@@ -189,11 +200,11 @@ pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path, compute: Comput
             exit_layer: k + 1,
             logits_max_abs_error: e.max_abs,
             logits_sqnr_db: e.sqnr_db,
-            label_agreement: agree as f64 / ids.len() as f64,
+            label_agreement: agree as f64 / n as f64,
         });
     }
     let last = n_layers - 1;
-    let acc = |l: &[Vec<f32>]| l.iter().zip(&gold).filter(|(x, g)| argmax(x) == **g).count() as f64 / gold.len() as f64;
+    let acc = |l: &[Vec<f32>]| l.iter().zip(gold).filter(|(x, g)| argmax(x) == **g).count() as f64 / n as f64;
     let mut exit_layer_changed = Vec::new();
     if exits.len() > 1 {
         use edge_runtime::{ExitDecider, ExitPolicy};
@@ -202,16 +213,16 @@ pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path, compute: Comput
             (0..n_layers).find(|&k| !l[k].is_empty() && (k == last || d.should_exit(&softmax(&l[k][i])))).unwrap_or(last)
         };
         for policy in [0.1, 0.3, 0.5, 0.8].map(|speed| ExitPolicy::Entropy { speed }).into_iter().chain([1, 2].map(|n| ExitPolicy::Patience { n })) {
-            let changed = (0..ids.len()).filter(|&i| exit_of(&la, i, policy) != exit_of(&lb, i, policy)).count();
-            exit_layer_changed.push((edge_runtime::bench::policy_name(&policy), changed as f64 / ids.len() as f64));
+            let changed = (0..n).filter(|&i| exit_of(la, i, policy) != exit_of(lb, i, policy)).count();
+            exit_layer_changed.push((edge_runtime::bench::policy_name(&policy), changed as f64 / n as f64));
         }
     }
-    Ok(Comparison {
+    Comparison {
         data: data.display().to_string(),
-        n: ids.len(),
+        n,
         accuracy_before: acc(&la[last]),
         accuracy_after: acc(&lb[last]),
         exits,
         exit_layer_changed,
-    })
+    }
 }
