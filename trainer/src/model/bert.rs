@@ -6,8 +6,9 @@
 //! fused kernels have no backward pass.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Dropout, Embedding, Init, VarBuilder};
+use candle_nn::{Embedding, Init, VarBuilder};
 use super::branch::{BranchClassifier, BranchConfig};
+use super::dropout::Dropout;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -197,6 +198,11 @@ impl BertEmbeddings {
         })
     }
 
+    /// The word-embedding table, (vocab, hidden): the masked-LM decoder is tied to it.
+    pub fn word_embeddings(&self) -> &Tensor {
+        self.word_embeddings.embeddings()
+    }
+
     /// `input_ids`: (batch, seq) u32. Token types are all zero (single sentences).
     pub fn forward(&self, input_ids: &Tensor, train: bool) -> Result<Tensor> {
         let (_, seq_len) = input_ids.dims2()?;
@@ -238,14 +244,21 @@ impl BertSelfAttention {
 
     /// `attn_bias`: (batch, 1, 1, seq), 0 for tokens and a large negative for padding.
     pub fn forward(&self, x: &Tensor, attn_bias: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.forward_with_scores(x, attn_bias, train)?.0)
+    }
+
+    /// The output and the attention scores q·kᵀ/√d before the mask and softmax,
+    /// (batch, heads, seq, seq): what TinyBERT's attention loss matches.
+    pub fn forward_with_scores(&self, x: &Tensor, attn_bias: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let (b, s, h) = x.dims3()?;
         let q = self.split_heads(&self.query.forward(x)?)?;
         let k = self.split_heads(&self.key.forward(x)?)?;
         let v = self.split_heads(&self.value.forward(x)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(attn_bias)?;
-        let probs = self.dropout.forward(&softmax_last_dim(&scores)?, train)?;
-        probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, s, h))
+        let raw = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+        let probs = self.dropout.forward(&softmax_last_dim(&raw.broadcast_add(attn_bias)?)?, train)?;
+        let out = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, s, h))?;
+        Ok((out, raw))
     }
 }
 
@@ -291,7 +304,12 @@ impl BertLayer {
     }
 
     pub fn forward(&self, x: &Tensor, attn_bias: &Tensor, train: bool) -> Result<Tensor> {
-        let attn = self.attention.forward(x, attn_bias, train)?;
+        Ok(self.forward_with_scores(x, attn_bias, train)?.0)
+    }
+
+    /// The layer's output and its attention scores before mask and softmax.
+    pub fn forward_with_scores(&self, x: &Tensor, attn_bias: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        let (attn, scores) = self.attention.forward_with_scores(x, attn_bias, train)?;
         let x = self.attention_output.forward(&attn, x, train)?;
         let inter = self.intermediate.forward(&x)?;
         let inter = match self.act {
@@ -299,7 +317,7 @@ impl BertLayer {
             HiddenAct::GeluApproximate => inter.gelu()?,
             HiddenAct::Relu => inter.relu()?,
         };
-        self.output.forward(&inter, &x, train)
+        Ok((self.output.forward(&inter, &x, train)?, scores))
     }
 }
 
@@ -325,24 +343,58 @@ pub fn attention_bias(mask: &Tensor) -> Result<Tensor> {
     ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?.reshape((b, 1, 1, s))
 }
 
+/// Per-layer outputs of [`BertModel::forward_internals`].
+pub struct Internals {
+    /// (batch, seq, hidden) after each layer.
+    pub hidden: Vec<Tensor>,
+    /// (batch, heads, seq, seq) attention scores of each layer, before mask and softmax.
+    pub scores: Vec<Tensor>,
+}
+
 /// Embeddings plus an encoder whose layers are reachable one by one (Theseus
-/// swaps them, FastBERT classifies after each).
+/// swaps them, FastBERT classifies after each). The pooler exists for
+/// classifiers only: `BertForMaskedLM` has none, as in Hugging Face.
 pub struct BertModel {
     pub embeddings: BertEmbeddings,
     pub layers: Vec<BertLayer>,
-    pub pooler: BertPooler,
+    pub pooler: Option<BertPooler>,
 }
 
 impl BertModel {
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let mut me = Self::load_without_pooler(vb.clone(), cfg)?;
+        me.pooler = Some(BertPooler::load(vb.pp("pooler"), cfg)?);
+        Ok(me)
+    }
+
+    pub fn load_without_pooler(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| BertLayer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            embeddings: BertEmbeddings::load(vb.pp("embeddings"), cfg)?,
-            layers,
-            pooler: BertPooler::load(vb.pp("pooler"), cfg)?,
-        })
+        Ok(Self { embeddings: BertEmbeddings::load(vb.pp("embeddings"), cfg)?, layers, pooler: None })
+    }
+
+    /// tanh(W · h[CLS] + b) of a model loaded with its pooler.
+    pub fn pooled(&self, hidden: &Tensor) -> Result<Tensor> {
+        match &self.pooler {
+            Some(p) => p.forward(hidden),
+            None => candle_core::bail!("this BERT was loaded without a pooler"),
+        }
+    }
+
+    /// Every layer's output hidden states and attention scores (before mask and
+    /// softmax), in layer order: what intermediate-layer distillation matches.
+    pub fn forward_internals(&self, input_ids: &Tensor, mask: &Tensor, train: bool) -> Result<Internals> {
+        let bias = attention_bias(mask)?;
+        let mut x = self.embeddings.forward(input_ids, train)?;
+        let mut internals = Internals { hidden: Vec::new(), scores: Vec::new() };
+        for layer in &self.layers {
+            let (y, scores) = layer.forward_with_scores(&x, &bias, train)?;
+            internals.hidden.push(y.clone());
+            internals.scores.push(scores);
+            x = y;
+        }
+        Ok(internals)
     }
 
     /// Final hidden states, (batch, seq, hidden).
@@ -398,7 +450,7 @@ impl BertForSequenceClassification {
 
     /// Logits from final hidden states.
     pub fn classify(&self, hidden: &Tensor, train: bool) -> Result<Tensor> {
-        let pooled = self.dropout.forward(&self.bert.pooler.forward(hidden)?, train)?;
+        let pooled = self.dropout.forward(&self.bert.pooled(hidden)?, train)?;
         self.classifier.forward(&pooled)
     }
 

@@ -105,44 +105,11 @@ impl SequenceClassifier {
     /// Copies tensors from a safetensors file into the model. Names may carry
     /// the `bert.` prefix or not (sentence-transformers checkpoints drop it).
     pub fn load_weights(&self, path: &Path, allow_new_head: bool) -> Result<Vec<String>> {
-        let tensors = candle_core::safetensors::load(path, &self.device)
-            .with_context(|| format!("{}: cannot read safetensors", path.display()))?;
-        let vars = self.varmap.data().lock().unwrap();
-        let mut fresh = Vec::new();
-        let mut names: Vec<&String> = vars.keys().collect();
-        names.sort();
-        for name in names {
-            let var = &vars[name];
-            let stripped = name.strip_prefix("bert.");
-            let found = tensors
-                .get(name)
-                .or_else(|| stripped.and_then(|s| tensors.get(s)))
-                .or_else(|| legacy_layer_norm_name(name).and_then(|n| tensors.get(&n)));
-            let Some(t) = found else {
-                let is_head = name.starts_with("classifier.")
-                    || name.starts_with("bert.pooler.")
-                    || name.starts_with("branches.");
-                if allow_new_head && is_head {
-                    fresh.push(name.clone());
-                    continue;
-                }
-                bail!("{}: missing tensor {name}", path.display());
-            };
-            if t.dims() != var.dims() {
-                if name.ends_with("word_embeddings.weight") {
-                    bail!(
-                        "{}: vocabulary/embedding size mismatch: tensor {name} has shape {:?}, config expects {:?}",
-                        path.display(),
-                        t.dims(),
-                        var.dims()
-                    );
-                }
-                bail!("{}: tensor {name} has shape {:?}, expected {:?}", path.display(), t.dims(), var.dims());
-            }
-            var.set(&t.to_dtype(DType::F32)?)
-                .with_context(|| format!("{}: cannot set tensor {name}", path.display()))?;
-        }
-        Ok(fresh)
+        let is_head = |name: &str| {
+            allow_new_head
+                && (name.starts_with("classifier.") || name.starts_with("bert.pooler.") || name.starts_with("branches."))
+        };
+        copy_weights(&self.varmap, &self.device, path, &is_head)
     }
 
     /// Writes the whole model directory, each file atomically.
@@ -179,6 +146,48 @@ impl SequenceClassifier {
     }
 }
 
+/// Copies tensors from a safetensors file into `varmap`; returns the names
+/// that the file lacks and `may_be_new` allows to stay freshly initialised.
+/// Names may carry the `bert.` prefix or not (sentence-transformers checkpoints
+/// drop it), and LayerNorm parameters may use the TF names gamma/beta.
+pub fn copy_weights(varmap: &VarMap, device: &Device, path: &Path, may_be_new: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
+    let tensors = candle_core::safetensors::load(path, device)
+        .with_context(|| format!("{}: cannot read safetensors", path.display()))?;
+    let vars = varmap.data().lock().unwrap();
+    let mut fresh = Vec::new();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let stripped = name.strip_prefix("bert.");
+        let found = tensors
+            .get(name)
+            .or_else(|| stripped.and_then(|s| tensors.get(s)))
+            .or_else(|| legacy_layer_norm_name(name).and_then(|n| tensors.get(&n)));
+        let Some(t) = found else {
+            if may_be_new(name) {
+                fresh.push(name.clone());
+                continue;
+            }
+            bail!("{}: missing tensor {name}", path.display());
+        };
+        if t.dims() != var.dims() {
+            if name.ends_with("word_embeddings.weight") {
+                bail!(
+                    "{}: vocabulary/embedding size mismatch: tensor {name} has shape {:?}, config expects {:?}",
+                    path.display(),
+                    t.dims(),
+                    var.dims()
+                );
+            }
+            bail!("{}: tensor {name} has shape {:?}, expected {:?}", path.display(), t.dims(), var.dims());
+        }
+        var.set(&t.to_dtype(DType::F32)?)
+            .with_context(|| format!("{}: cannot set tensor {name}", path.display()))?;
+    }
+    Ok(fresh)
+}
+
 /// Old TF-converted checkpoints call LayerNorm parameters gamma/beta.
 fn legacy_layer_norm_name(name: &str) -> Option<String> {
     let name = name.strip_prefix("bert.").unwrap_or(name);
@@ -188,7 +197,7 @@ fn legacy_layer_norm_name(name: &str) -> Option<String> {
     name.strip_suffix("LayerNorm.bias").map(|base| format!("{base}LayerNorm.beta"))
 }
 
-fn reinit_seeded(varmap: &VarMap, std: f64, seed: u64) -> Result<()> {
+pub(crate) fn reinit_seeded(varmap: &VarMap, std: f64, seed: u64) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let normal = Normal::new(0f32, std as f32)?;
     let vars = varmap.data().lock().unwrap();

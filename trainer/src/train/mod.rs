@@ -3,21 +3,30 @@
 //! checkpoints and `--resume`.
 
 use crate::data::{read_dataset, LabelSet};
-use crate::distill::{kd_loss, student_from_teacher, temperature_at, LayerPick};
-use crate::model::branch::BranchConfig;
-use crate::theseus::mixed_forward;
-pub use crate::theseus::{Mix, Scheduler};
+use crate::distill::{student_from_teacher, LayerPick};
 use crate::metrics::{self, EvalReport};
+use crate::model::branch::BranchConfig;
 use crate::model::{presets, SequenceClassifier};
 use crate::optim::AdamW;
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor, D};
+use candle_core::Device;
 use edge_runtime::exit::ExitPolicy;
-use indicatif::{ProgressBar, ProgressStyle};
-use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+pub mod batching;
+pub mod checkpoint;
+pub mod evaluate;
+pub mod objective;
+pub mod step;
+
+pub use batching::{augment_training_set, batch, encode_dataset, epoch_batches, Encoded};
+use checkpoint::{existing_checkpoint, save_checkpoint, CHECKPOINT};
+pub use evaluate::evaluate;
+use objective::{Batch, PreparedObjective};
+pub use objective::{Mix, Objective, Scheduler};
+pub use step::{log_line, lr_at, train_step};
 
 #[derive(Debug, Clone)]
 pub enum ModelInit {
@@ -27,32 +36,10 @@ pub enum ModelInit {
     Preset { name: String, vocab: PathBuf },
     /// A shallow student of `FinetuneOptions::teacher`, initialised from its layers.
     Student { layers: usize, pick: LayerPick },
+    /// A student of another width than the teacher (its tokenizer, fresh weights).
+    NarrowStudent { layers: usize, hidden: usize, heads: usize, intermediate: usize },
     /// `FinetuneOptions::teacher` with FastBERT branch classifiers added.
     Branches(BranchConfig),
-}
-
-/// What the student learns from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Objective {
-    /// Gold labels only.
-    CrossEntropy,
-    /// Gold labels and the teacher's softened logits (see [`crate::distill::kd_loss`]).
-    Distill { temperature: f64, temperature_end: Option<f64>, alpha: f64, cache_logits: bool },
-    /// BERT-of-Theseus module replacement with the teacher as predecessor.
-    Theseus { scheduler: Scheduler, mix: Mix },
-    /// FastBERT self-distillation of the branch classifiers.
-    FastBert { with_ce: bool, augment: bool },
-}
-
-impl Objective {
-    /// Which parameters the optimiser updates; the rest stay frozen.
-    fn trains(&self, name: &str) -> bool {
-        match self {
-            Self::Theseus { .. } => name.starts_with("bert.encoder.layer."),
-            Self::FastBert { .. } => name.starts_with("branches."),
-            _ => true,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -148,141 +135,6 @@ pub struct FinetuneSummary {
     pub peak_rss_mib: Option<f64>,
 }
 
-/// A dataset tokenized once, ready for batching.
-pub struct Encoded {
-    pub ids: Vec<Vec<u32>>,
-    pub labels: Vec<u32>,
-}
-
-pub fn encode_dataset(model: &SequenceClassifier, path: &Path, max_len: usize) -> Result<Encoded> {
-    let examples = read_dataset(path)?;
-    let labels = model.labels.encode(&examples, path)?;
-    let mut tok = model.tokenizer.clone();
-    crate::tokenize::set_max_len(&mut tok, max_len)?;
-    let ids = examples
-        .iter()
-        .map(|e| crate::tokenize::encode_ids(&tok, &e.text))
-        .collect::<Result<Vec<_>>>()
-        .with_context(|| format!("tokenizing {}", path.display()))?;
-    Ok(Encoded { ids, labels })
-}
-
-/// Batches for one epoch: shuffled, then sorted by length inside windows of 50
-/// batches so padding stays small, then the batch order shuffled again.
-pub fn epoch_batches(lengths: &[usize], batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
-    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.shuffle(&mut rng);
-    let mut batches = Vec::new();
-    for window in order.chunks(batch_size * 50) {
-        let mut window = window.to_vec();
-        window.sort_by_key(|&i| lengths[i]);
-        batches.extend(window.chunks(batch_size).map(<[usize]>::to_vec));
-    }
-    batches.shuffle(&mut rng);
-    batches
-}
-
-/// Linear warm-up to `peak` over `warmup` steps, then linear decay to zero.
-pub fn lr_at(step: usize, total: usize, warmup: usize, peak: f64) -> f64 {
-    if step < warmup {
-        peak * (step + 1) as f64 / warmup as f64
-    } else {
-        peak * (total.saturating_sub(step)) as f64 / (total - warmup).max(1) as f64
-    }
-}
-
-pub fn batch(model: &SequenceClassifier, data: &Encoded, idx: &[usize]) -> Result<(Tensor, Tensor, Tensor)> {
-    let rows: Vec<&[u32]> = idx.iter().map(|&i| data.ids[i].as_slice()).collect();
-    let (ids, mask) = model.batch_tensors(&rows)?;
-    let labels: Vec<u32> = idx.iter().map(|&i| data.labels[i]).collect();
-    Ok((ids, mask, Tensor::new(labels, &model.device)?))
-}
-
-/// One optimisation step on the loss that `loss` computes. Returns the loss
-/// before the update.
-pub fn train_step(opt: &mut AdamW, loss: impl FnOnce() -> Result<Tensor>, lr: f64, max_grad_norm: f64) -> Result<f32> {
-    let loss = loss()?;
-    let loss_value = loss.to_scalar::<f32>()?;
-    if !loss_value.is_finite() {
-        bail!("non-finite training loss ({loss_value}) at step {}", opt.step + 1);
-    }
-    let grads = loss.backward()?;
-    let norm = opt.grad_norm(&grads)?;
-    if !norm.is_finite() {
-        bail!("non-finite gradient norm at step {}", opt.step + 1);
-    }
-    let scale = if norm > max_grad_norm { max_grad_norm / (norm + 1e-6) } else { 1.0 };
-    opt.step(&grads, lr, scale)?;
-    Ok(loss_value)
-}
-
-/// Accuracy, macro-F1 and loss of `model` on an encoded dataset (eval mode).
-pub fn evaluate(model: &SequenceClassifier, data: &Encoded, batch_size: usize) -> Result<EvalReport> {
-    let mut order: Vec<usize> = (0..data.ids.len()).collect();
-    order.sort_by_key(|&i| data.ids[i].len());
-    let mut pred = vec![0u32; data.ids.len()];
-    let mut loss_sum = 0f64;
-    for idx in order.chunks(batch_size) {
-        let (ids, mask, labels) = batch(model, data, idx)?;
-        let logits = model.model.forward(&ids, &mask, false)?;
-        loss_sum += candle_nn::loss::cross_entropy(&logits, &labels)?.to_scalar::<f32>()? as f64 * idx.len() as f64;
-        let argmax: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
-        for (&i, p) in idx.iter().zip(argmax) {
-            pred[i] = p;
-        }
-    }
-    let loss = loss_sum / data.ids.len().max(1) as f64;
-    Ok(metrics::report(&data.labels, &pred, &model.labels.labels, loss))
-}
-
-/// The teacher's logits for a training batch: cached once for the whole
-/// training set, or computed batch by batch (dropout off).
-enum TeacherSignal {
-    Cached(Tensor),
-    Live(SequenceClassifier),
-}
-
-impl TeacherSignal {
-    fn logits(&self, idx: &[usize], ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::Cached(all) => {
-                let rows = Tensor::new(idx.iter().map(|&i| i as u32).collect::<Vec<_>>(), all.device())?;
-                Ok(all.index_select(&rows, 0)?)
-            }
-            Self::Live(teacher) => Ok(teacher.model.forward(ids, mask, false)?.detach()),
-        }
-    }
-}
-
-/// Teacher logits for every training example, loaded from or written to the cache.
-fn cached_teacher_logits(opts: &FinetuneOptions, teacher: &SequenceClassifier, train: &Encoded) -> Result<Tensor> {
-    let dir = opts.teacher.as_ref().context("distillation needs a teacher")?;
-    let path = crate::distill::logits_cache_path(&opts.train, dir, opts.max_len)?;
-    if let Ok(t) = candle_core::safetensors::load(&path, &opts.device) {
-        if let Some(l) = t.get("logits").filter(|l| l.dims() == [train.ids.len(), teacher.labels.len()]) {
-            eprintln!("teacher logits from cache {}", path.display());
-            return Ok(l.clone());
-        }
-    }
-    eprintln!("caching teacher logits for {} examples in {}", train.ids.len(), path.display());
-    let mut order: Vec<usize> = (0..train.ids.len()).collect();
-    order.sort_by_key(|&i| train.ids[i].len());
-    let mut rows = vec![Vec::new(); train.ids.len()];
-    for idx in order.chunks(64) {
-        let (ids, mask, _) = batch(teacher, train, idx)?;
-        let logits: Vec<Vec<f32>> = teacher.model.forward(&ids, &mask, false)?.to_vec2()?;
-        for (&i, row) in idx.iter().zip(logits) {
-            rows[i] = row;
-        }
-    }
-    let n_labels = teacher.labels.len();
-    let all = Tensor::from_vec(rows.concat(), (train.ids.len(), n_labels), &opts.device)?;
-    let map = std::collections::HashMap::from([("logits".to_string(), all.clone())]);
-    crate::io::write_atomic_with(&path, |tmp| Ok(candle_core::safetensors::save(&map, tmp)?))?;
-    Ok(all)
-}
-
 fn build_model(opts: &FinetuneOptions, labels: LabelSet, teacher: Option<&SequenceClassifier>) -> Result<SequenceClassifier> {
     match &opts.init {
         ModelInit::Student { layers, pick } => {
@@ -291,6 +143,17 @@ fn build_model(opts: &FinetuneOptions, labels: LabelSet, teacher: Option<&Sequen
                 crate::theseus::block_size(teacher.config.num_hidden_layers, *layers)?;
             }
             student_from_teacher(teacher, *layers, pick, opts.seed)
+        }
+        ModelInit::NarrowStudent { layers, hidden, heads, intermediate } => {
+            let teacher = teacher.context("a student needs --teacher")?;
+            let mut config = teacher.config.clone();
+            config.num_hidden_layers = *layers;
+            config.hidden_size = *hidden;
+            config.num_attention_heads = *heads;
+            config.intermediate_size = *intermediate;
+            config.exit_branches = None;
+            config.validate().map_err(|e| anyhow::anyhow!("student shape: {e}"))?;
+            SequenceClassifier::new(config, labels, teacher.tokenizer.clone(), &opts.device, opts.seed)
         }
         ModelInit::Branches(branches) => {
             let backbone = opts.teacher.as_ref().context("FastBERT needs a backbone")?;
@@ -308,7 +171,6 @@ fn build_model(opts: &FinetuneOptions, labels: LabelSet, teacher: Option<&Sequen
     }
 }
 
-const CHECKPOINT: &str = "checkpoint";
 const TRAINING_RECORD: &str = "training.json";
 
 /// The `--max-len` a model directory was trained with (its `training.json`),
@@ -320,52 +182,6 @@ pub fn trained_max_len(dir: &Path, model: &SequenceClassifier) -> usize {
         .and_then(|v| v["max_len"].as_u64())
         .map(|n| n as usize)
         .unwrap_or(model.config.max_position_embeddings)
-}
-
-/// FastBERT's split-repeat-shuffle augmentation: clause-shuffled copies of the
-/// training texts, keeping their labels (used only by `--with-ce`).
-fn augment_training_set(model: &SequenceClassifier, path: &Path, max_len: usize, seed: u64, train: &mut Encoded) -> Result<()> {
-    let examples = read_dataset(path)?;
-    let labels = model.labels.encode(&examples, path)?;
-    let mut tok = model.tokenizer.clone();
-    crate::tokenize::set_max_len(&mut tok, max_len)?;
-    let mut added = 0;
-    for (e, label) in examples.iter().zip(labels) {
-        for text in crate::fastbert::augment(std::slice::from_ref(&e.text), seed ^ e.line as u64) {
-            train.ids.push(crate::tokenize::encode_ids(&tok, &text)?);
-            train.labels.push(label);
-            added += 1;
-        }
-    }
-    eprintln!("augmentation added {added} clause-shuffled copies to {} training texts", examples.len());
-    Ok(())
-}
-
-/// Replaces `out/checkpoint` with a new one: written to a temporary directory,
-/// then swapped in by renames, so a crash leaves the old or the new one whole.
-fn save_checkpoint(out: &Path, model: &SequenceClassifier, opt: &AdamW, state: &TrainState) -> Result<()> {
-    let tmp = out.join(format!("{CHECKPOINT}.tmp"));
-    let old = out.join(format!("{CHECKPOINT}.old"));
-    let cur = out.join(CHECKPOINT);
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    model.save_weights(&tmp.join("model.safetensors"))?;
-    opt.save(&tmp.join("optimizer.safetensors"))?;
-    crate::io::write_json_atomic(&tmp.join("state.json"), state)?;
-    let _ = std::fs::remove_dir_all(&old);
-    if cur.exists() {
-        std::fs::rename(&cur, &old)?;
-    }
-    std::fs::rename(&tmp, &cur)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
-fn existing_checkpoint(out: &Path) -> Option<PathBuf> {
-    [CHECKPOINT, "checkpoint.old"]
-        .iter()
-        .map(|n| out.join(n))
-        .find(|p| p.join("state.json").exists())
 }
 
 pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
@@ -396,8 +212,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         (Some(ckpt), true) => {
             let model = SequenceClassifier::load_architecture(&opts.out, &opts.device)?;
             model.load_weights(&ckpt.join("model.safetensors"), false)?;
-            let state: TrainState = serde_json::from_str(&std::fs::read_to_string(ckpt.join("state.json"))?)
-                .with_context(|| format!("{}: invalid training state", ckpt.join("state.json").display()))?;
+            let state: TrainState = checkpoint::read_state(ckpt)?;
             if state.seed != opts.seed || state.batch_size != opts.batch_size || state.epochs != opts.epochs {
                 bail!(
                     "{}: checkpoint was made with --seed {} --batch-size {} --epochs {}; resume with the same values",
@@ -434,16 +249,11 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         augment_training_set(&model, &opts.train, opts.max_len, opts.seed, &mut train)?;
     }
     let dev = encode_dataset(&model, &opts.dev, opts.max_len)?;
-    let signal = match (&opts.objective, teacher) {
-        (Objective::CrossEntropy | Objective::FastBert { .. }, _) => None,
-        (Objective::Theseus { .. }, None) => bail!("Theseus needs a predecessor"),
-        (Objective::Theseus { .. }, Some(t)) => Some(TeacherSignal::Live(t)),
-        (Objective::Distill { .. }, None) => bail!("distillation needs a teacher"),
-        (Objective::Distill { cache_logits: true, .. }, Some(t)) => {
-            Some(TeacherSignal::Cached(cached_teacher_logits(opts, &t, &train)?))
-        }
-        (Objective::Distill { .. }, Some(t)) => Some(TeacherSignal::Live(t)),
-    };
+    let objective = PreparedObjective::prepare(opts, teacher, &model, &train)?;
+    if let (Some(ckpt), true) = (&checkpoint, opts.resume) {
+        // Parameters the objective added (a projection) resume too.
+        crate::model::checkpoint::copy_weights(&model.varmap, &model.device, &ckpt.join("model.safetensors"), &|_| false)?;
+    }
     let lengths: Vec<usize> = train.ids.iter().map(Vec::len).collect();
     let steps_per_epoch = train.ids.len().div_ceil(opts.batch_size);
     let total_steps = steps_per_epoch * opts.epochs;
@@ -470,12 +280,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         },
     };
 
-    let bar = if opts.progress { ProgressBar::new(total_steps as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}")
-            .unwrap()
-            .progress_chars("=> "),
-    );
+    let bar = step::progress_bar(total_steps, opts.progress);
     bar.set_position(state.step as u64);
     let mut trained_examples = 0usize;
     let mut train_secs = 0f64;
@@ -485,31 +290,10 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         let batches = epoch_batches(&lengths, opts.batch_size, opts.seed, epoch);
         let (mut loss_sum, mut loss_n, mut epoch_examples) = (0f64, 0usize, 0usize);
         for idx in batches.iter().skip(state.batches_done) {
-            let (ids, mask, labels) = batch(&model, &train, idx)?;
+            let b = Batch::new(&model, &train, idx)?;
             let lr = lr_at(state.step, total_steps, warmup, opts.lr);
-            let step = state.step;
-            let loss_of = || -> Result<Tensor> {
-                match (&opts.objective, &signal) {
-                    (Objective::Distill { temperature, temperature_end, alpha, .. }, Some(signal)) => {
-                        let logits = model.model.forward(&ids, &mask, true)?;
-                        let t = temperature_at(step, total_steps, *temperature, *temperature_end);
-                        Ok(kd_loss(&logits, &signal.logits(idx, &ids, &mask)?, &labels, t, *alpha)?)
-                    }
-                    (Objective::Theseus { scheduler, mix }, Some(TeacherSignal::Live(predecessor))) => {
-                        let p = scheduler.rate(step);
-                        let seed = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(step as u64);
-                        let logits = mixed_forward(&model, predecessor, (&ids, &mask), p, *mix, seed, true)?;
-                        Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
-                    }
-                    (Objective::FastBert { with_ce, .. }, _) => {
-                        crate::fastbert::branch_loss(&model, (&ids, &mask, &labels), *with_ce)
-                    }
-                    _ => {
-                        let logits = model.model.forward(&ids, &mask, true)?;
-                        Ok(candle_nn::loss::cross_entropy(&logits, &labels)?)
-                    }
-                }
-            };
+            let loss_of = || objective.loss(&model, &b, state.step, total_steps, opts.seed);
+            crate::model::dropout::seed_step(opts.seed, state.step);
             let loss = train_step(&mut opt, loss_of, lr, opts.max_grad_norm).map_err(|e| {
                 e.context(format!(
                     "training stopped; the last good checkpoint in {} is intact (lower --lr or check the data)",
@@ -533,7 +317,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
                 eprintln!("step {}/{total_steps} epoch {} loss {:.4} {rate:.0} ex/s", state.step, epoch + 1, loss_sum / loss_n as f64);
             }
             if opts.save_every > 0 && state.step % opts.save_every == 0 && state.batches_done < batches.len() {
-                save_checkpoint(&opts.out, &model, &opt, &state)?;
+                save_checkpoint(&opts.out, &model.varmap, &opt, &state)?;
             }
         }
         let epoch_secs = epoch_start.elapsed().as_secs_f64();
@@ -580,7 +364,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         write_metrics(&opts.out, &state.history)?;
         state.epoch += 1;
         state.batches_done = 0;
-        save_checkpoint(&opts.out, &model, &opt, &state)?;
+        save_checkpoint(&opts.out, &model.varmap, &opt, &state)?;
     }
     bar.finish_and_clear();
     let best = state.history.iter().filter(|m| m.best).last().context("no epoch completed")?;
@@ -592,15 +376,6 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         train_examples_per_sec: if train_secs > 0.0 { trained_examples as f64 / train_secs } else { 0.0 },
         peak_rss_mib: metrics::peak_rss_mib(),
     })
-}
-
-/// A line above the progress bar, or on stderr when there is no bar.
-fn log_line(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
 }
 
 fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {

@@ -7,6 +7,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Tensor, D};
 use std::path::{Path, PathBuf};
 
+pub mod intermediate;
+
 /// Which teacher layers initialise the student's layers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LayerPick {

@@ -1,0 +1,56 @@
+//! What every training loop shares: the learning-rate schedule, one clipped
+//! AdamW step with the NaN stop, and the progress bar.
+
+use crate::optim::AdamW;
+use anyhow::{bail, Result};
+use candle_core::Tensor;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Linear warm-up to `peak` over `warmup` steps, then linear decay to zero.
+pub fn lr_at(step: usize, total: usize, warmup: usize, peak: f64) -> f64 {
+    if step < warmup {
+        peak * (step + 1) as f64 / warmup as f64
+    } else {
+        peak * (total.saturating_sub(step)) as f64 / (total - warmup).max(1) as f64
+    }
+}
+
+/// One optimisation step on the loss that `loss` computes. Returns the loss
+/// before the update.
+pub fn train_step(opt: &mut AdamW, loss: impl FnOnce() -> Result<Tensor>, lr: f64, max_grad_norm: f64) -> Result<f32> {
+    let loss = loss()?;
+    let loss_value = loss.to_scalar::<f32>()?;
+    if !loss_value.is_finite() {
+        bail!("non-finite training loss ({loss_value}) at step {}", opt.step + 1);
+    }
+    let grads = loss.backward()?;
+    let norm = opt.grad_norm(&grads)?;
+    if !norm.is_finite() {
+        bail!("non-finite gradient norm at step {}", opt.step + 1);
+    }
+    let scale = if norm > max_grad_norm { max_grad_norm / (norm + 1e-6) } else { 1.0 };
+    opt.step(&grads, lr, scale)?;
+    Ok(loss_value)
+}
+
+/// A progress bar over `total` steps, hidden when `show` is false (tests) so
+/// log lines go to stderr instead.
+pub fn progress_bar(total: usize, show: bool) -> ProgressBar {
+    let bar = if show { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// A line above the progress bar, or on stderr when there is no bar.
+pub fn log_line(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
