@@ -118,7 +118,8 @@ enum Command {
         /// The row name of --teacher.
         #[arg(long, default_value = "teacher-12-pretrained")]
         teacher_name: String,
-        /// A reference teacher trained from scratch, shown as `teacher-12-scratch`.
+        /// A reference teacher trained from scratch, shown as `teacher-12-scratch`: its model
+        /// directory, or its `trainer eval --json` report (same depth as --teacher assumed).
         #[arg(long)]
         scratch_teacher: Option<PathBuf>,
         /// Where to write the FastBERT speed–accuracy plot.
@@ -497,10 +498,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Table { runs, teacher, teacher_name, scratch_teacher, plot, json } => {
             use trainer::report;
-            let mut teachers = vec![report::teacher_row(&teacher_name, &teacher)?];
+            let mut teachers = vec![report::teacher_row(&teacher_name, &teacher, None)?];
             let layers = teachers[0].mean_layers[0] as usize;
-            if let Some(dir) = &scratch_teacher {
-                teachers.push(report::teacher_row("teacher-12-scratch", dir)?);
+            if let Some(path) = &scratch_teacher {
+                teachers.push(report::teacher_row("teacher-12-scratch", path, Some(layers))?);
             }
             let rows = report::collect(&runs, layers)?;
             let table = report::table(&rows, &teachers);

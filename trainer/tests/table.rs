@@ -39,7 +39,11 @@ fn table_json_follows_the_contract_and_separates_a_real_gain_from_noise() {
         run(&s.join("theseus-constant"), 3, |i| (i + k + 1) % 5 == 0);
     }
     let json = tmp.path().join("table.json");
+    // The reference teacher trained from scratch: only its test report is kept.
+    let scratch = tmp.path().join("scratch-report.json");
+    std::fs::write(&scratch, "{\"accuracy\": 0.8091, \"n\": 1734}").unwrap();
     let o = common::trainer(&["table", "--runs", runs.to_str().unwrap(), "--teacher", tmp.path().join("teacher").to_str().unwrap(),
+        "--scratch-teacher", scratch.to_str().unwrap(),
         "--plot", tmp.path().join("plot.svg").to_str().unwrap(), "--json", json.to_str().unwrap()]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let markdown = String::from_utf8_lossy(&o.stdout);
@@ -48,7 +52,9 @@ fn table_json_follows_the_contract_and_separates_a_real_gain_from_noise() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rows = v["rows"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["teacher-12-pretrained", "plain3", "kd3", "theseus-constant"]);
+    assert_eq!(names, ["teacher-12-pretrained", "teacher-12-scratch", "plain3", "kd3", "theseus-constant"]);
+    assert_eq!(rows[1]["mean_layers"].as_f64().unwrap(), 12.0);
+    assert!(rows[1]["accuracy_sd"].is_null() && rows[1]["p_vs_plain3"].is_null());
     for r in rows {
         for key in ["name", "seeds", "accuracy_mean", "accuracy_sd", "mean_layers", "p_vs_plain3"] {
             assert!(r.get(key).is_some(), "{key} missing in {r}");

@@ -133,15 +133,23 @@ pub fn collect(runs: &Path, teacher_layers: usize) -> Result<BTreeMap<String, Ro
     Ok(rows)
 }
 
-/// A teacher's row from its directory's `test-report.json` (one model, no seeds to average).
-pub fn teacher_row(name: &str, dir: &Path) -> Result<Row> {
-    let path = dir.join("test-report.json");
-    let v = read_json(&path)?;
-    let layers = read_json(&dir.join("config.json"))?["num_hidden_layers"].as_u64().context("config.json: num_hidden_layers")? as f64;
+/// A teacher's row (one model, no seeds to average): from a model directory
+/// (its `config.json` and `test-report.json`), or from a test report file
+/// alone, whose depth is then `default_layers`.
+pub fn teacher_row(name: &str, path: &Path, default_layers: Option<usize>) -> Result<Row> {
+    let (report, layers) = if path.is_dir() {
+        let cfg = read_json(&path.join("config.json"))?;
+        let layers = cfg["num_hidden_layers"].as_u64().with_context(|| format!("{}: missing num_hidden_layers", path.join("config.json").display()))?;
+        (path.join("test-report.json"), layers as f64)
+    } else {
+        let layers = default_layers.with_context(|| format!("{}: a report file alone does not give the depth", path.display()))?;
+        (path.to_path_buf(), layers as f64)
+    };
+    let v = read_json(&report)?;
     Ok(Row {
         name: name.into(),
         seeds: vec!["-".into()],
-        accuracy: vec![field(&v, "accuracy", &path)?],
+        accuracy: vec![field(&v, "accuracy", &report)?],
         mean_layers: vec![layers],
         flop_speedup: vec![1.0],
         correct: vec![None],
