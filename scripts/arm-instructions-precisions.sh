@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What each precision costs on aarch64, counted in guest instructions per text
-# at full depth under qemu-user (issue 5; qemu timings mean nothing, counts do
+# at full depth under qemu-user (qemu timings mean nothing, counts do
 # not depend on the host). One bundle, as f32, f16 (computing in f16) and the
 # int8 forms, on a Pi 4 class core (cortex-a72: NEON, i32 8x8 kernel) and a
 # Pi 5 class core (cortex-a76: + fp16 arithmetic and dot-product kernels;

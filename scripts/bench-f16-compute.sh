@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# f16 arithmetic (issue 5): what computing in f16 does to accuracy and exit
+# f16 arithmetic: what computing in f16 does to accuracy and exit
 # decisions. (What it saves on an aarch64 core with FEAT_FP16:
 # scripts/arm-instructions-precisions.sh.)
 #

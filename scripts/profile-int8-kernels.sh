@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Why tract's integer matmul is slow here (issue 5): profiles the f32 bundle
+# Why tract's integer matmul is slow here: profiles the f32 bundle
 # and its dynamic-i8 (MatMulInteger) twin on the same texts, the latter with
 # the matrix kernel tract prefers on this CPU and with TRACT_CPU_ISA edits
 # that take a kernel tier away (on x86: -avx2 leaves avx_mmm_i32_8x4 in place

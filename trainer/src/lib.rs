@@ -9,6 +9,7 @@ pub mod encode;
 pub mod exits;
 pub mod export;
 pub mod fastbert;
+pub mod images;
 pub mod io;
 pub mod metrics;
 pub mod model;
