@@ -10,8 +10,8 @@ pub mod masking;
 use crate::model::mlm::MaskedLanguageModel;
 use crate::model::presets;
 use crate::optim::AdamW;
-use crate::train::checkpoint::{existing_checkpoint, read_state, save_checkpoint, CHECKPOINT};
-use crate::train::step::{log_line, lr_at, progress_bar, train_step};
+use crate::train::checkpoint::{existing_checkpoint, read_state, save_checkpoint};
+use crate::train::step::{log_line, lr_at, progress_bar, resumable_step};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
 use corpus::Segment;
@@ -316,22 +316,13 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
         let rows: Vec<&Segment> = idx.iter().skip(in_epoch * opts.batch_size).take(opts.batch_size).map(|&i| &train[i]).collect();
         let (ids, mask, positions, targets) = masked_batch(&model, &rows, &masking, &mut step_rng(opts.seed, step))?;
         let lr = lr_at(step, total_steps, warmup, opts.lr);
-        crate::model::dropout::seed_step(opts.seed, step);
         let loss_of = || -> Result<Tensor> {
             let logits = model.model.masked_logits(&ids, &mask, &positions, true)?;
             Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
         };
-        let loss = train_step(&mut opt, loss_of, lr, opts.max_grad_norm).map_err(|e| {
-            e.context(format!(
-                "pretraining stopped; the last good checkpoint in {} is intact (lower --lr or check the corpus)",
-                opts.out.join(CHECKPOINT).display()
-            ))
-        })?;
+        let loss = resumable_step(&mut opt, loss_of, (lr, opts.max_grad_norm), (opts.seed, step), &opts.out, opts.stop_after_steps)
+            .inspect_err(|_| bar.abandon())?;
         state.step += 1;
-        if opts.stop_after_steps == Some(state.step) {
-            bar.abandon();
-            bail!("stopped after {} steps (--stop-after-steps); continue with --resume", state.step);
-        }
         loss_sum += loss as f64;
         loss_n += 1;
         window_segments += rows.len();

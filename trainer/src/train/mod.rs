@@ -22,7 +22,7 @@ pub mod objective;
 pub mod step;
 
 pub use batching::{augment_training_set, batch, encode_dataset, epoch_batches, Encoded};
-use checkpoint::{existing_checkpoint, save_checkpoint, CHECKPOINT};
+use checkpoint::{existing_checkpoint, save_checkpoint};
 pub use evaluate::evaluate;
 use objective::{Batch, PreparedObjective};
 pub use objective::{Mix, Objective, Scheduler};
@@ -293,19 +293,11 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
             let b = Batch::new(&model, &train, idx)?;
             let lr = lr_at(state.step, total_steps, warmup, opts.lr);
             let loss_of = || objective.loss(&model, &b, state.step, total_steps, opts.seed);
-            crate::model::dropout::seed_step(opts.seed, state.step);
-            let loss = train_step(&mut opt, loss_of, lr, opts.max_grad_norm).map_err(|e| {
-                e.context(format!(
-                    "training stopped; the last good checkpoint in {} is intact (lower --lr or check the data)",
-                    opts.out.join(CHECKPOINT).display()
-                ))
-            })?;
+            let step_of = (opts.seed, state.step);
+            let loss = step::resumable_step(&mut opt, loss_of, (lr, opts.max_grad_norm), step_of, &opts.out, opts.stop_after_steps)
+                .inspect_err(|_| bar.abandon())?;
             state.step += 1;
             state.batches_done += 1;
-            if opts.stop_after_steps == Some(state.step) {
-                bar.abandon();
-                bail!("stopped after {} steps (--stop-after-steps); continue with --resume", state.step);
-            }
             loss_sum += loss as f64;
             loss_n += 1;
             epoch_examples += idx.len();

@@ -5,6 +5,7 @@ use crate::optim::AdamW;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
 
 /// Linear warm-up to `peak` over `warmup` steps, then linear decay to zero.
 pub fn lr_at(step: usize, total: usize, warmup: usize, peak: f64) -> f64 {
@@ -31,6 +32,31 @@ pub fn train_step(opt: &mut AdamW, loss: impl FnOnce() -> Result<Tensor>, lr: f6
     let scale = if norm > max_grad_norm { max_grad_norm / (norm + 1e-6) } else { 1.0 };
     opt.step(&grads, lr, scale)?;
     Ok(loss_value)
+}
+
+/// Step `step` of a resumable run: dropout masks seeded for this step (so a
+/// resumed run draws the same ones), one clipped update, and on a non-finite
+/// loss an error that points at the checkpoint left intact in `out`. Then
+/// `--stop-after-steps` acts as a crash would, for testing `--resume`.
+pub fn resumable_step(
+    opt: &mut AdamW,
+    loss: impl FnOnce() -> Result<Tensor>,
+    (lr, max_grad_norm): (f64, f64),
+    (seed, step): (u64, usize),
+    out: &Path,
+    stop_after: Option<usize>,
+) -> Result<f32> {
+    crate::model::dropout::seed_step(seed, step);
+    let value = train_step(opt, loss, lr, max_grad_norm).map_err(|e| {
+        e.context(format!(
+            "training stopped; the last good checkpoint in {} is intact (lower --lr or check the data)",
+            out.join(super::checkpoint::CHECKPOINT).display()
+        ))
+    })?;
+    if stop_after == Some(step + 1) {
+        bail!("stopped after {} steps (--stop-after-steps); continue with --resume", step + 1);
+    }
+    Ok(value)
 }
 
 /// A progress bar over `total` steps, hidden when `show` is false (tests) so
