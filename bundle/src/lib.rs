@@ -4,6 +4,7 @@
 //! datasets they all read, report statistics, and how files are written so
 //! that a crash never leaves half of one.
 
+pub mod atomic;
 pub mod cli;
 pub mod dataset;
 pub mod exit;

@@ -2,10 +2,10 @@
 //! several exit policies, measured side by side: every text is run under each
 //! policy in turn (full depth first), so machine noise hits them alike.
 
-use crate::data::{label_indices, read_jsonl};
-use crate::exit::ExitPolicy;
-use crate::runtime::EdgeClassifier;
-use crate::stats::{wilson95, Latency};
+use crate::runtime::{Compute, EdgeClassifier};
+use bundle::dataset::{label_indices, read_dataset};
+use bundle::stats::{wilson95, Latency};
+use bundle::{atomic, ExitPolicy, Precision};
 use serde::Serialize;
 use std::path::Path;
 
@@ -52,9 +52,9 @@ pub struct BenchReport {
     /// Texts longer than the bundle's max_seq_len (cut to it).
     pub truncated: usize,
     pub num_layers: usize,
-    pub precision: crate::Precision,
+    pub precision: Precision,
     /// The float type the graphs computed in.
-    pub compute: crate::Compute,
+    pub compute: Compute,
     pub batch_size: usize,
     pub threads: usize,
     pub machine: String,
@@ -70,15 +70,6 @@ pub struct BenchReport {
     pub policies: Vec<PolicyResult>,
 }
 
-pub fn policy_name(p: &ExitPolicy) -> String {
-    match p {
-        ExitPolicy::Full => "full".into(),
-        ExitPolicy::Entropy { speed } => format!("entropy {speed}"),
-        ExitPolicy::Patience { n } => format!("patience {n}"),
-        ExitPolicy::Layer { k } => format!("layer {k}"),
-    }
-}
-
 /// Runs every exit classifier (unlike `Full`, which skips all but the last)
 /// and never exits: normalised entropy is never below 0.
 pub const EVERY_EXIT_NEVER_LEAVE: ExitPolicy = ExitPolicy::Entropy { speed: 0.0 };
@@ -90,16 +81,12 @@ struct Tally {
 }
 
 pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let mut examples = read_jsonl(data)?;
+    let mut examples = read_dataset(data)?;
     examples.truncate(opts.limit.unwrap_or(usize::MAX));
     let gold = label_indices(&examples, &model.manifest.labels, data)?;
-    let mut ids = Vec::with_capacity(examples.len());
-    let mut truncated = 0;
-    for (i, e) in examples.iter().enumerate() {
-        let (t, cut) = model.tokenize(&e.text).map_err(|err| anyhow::anyhow!("{}: example {}: {err}", data.display(), i + 1))?;
-        truncated += cut as usize;
-        ids.push(t);
-    }
+    let tokenized = model.tokenize_lines(data, examples.iter().map(|e| (e.line, e.text.as_str())))?;
+    let truncated = tokenized.iter().filter(|t| t.1).count();
+    let ids: Vec<Vec<u32>> = tokenized.into_iter().map(|t| t.0).collect();
     let mut policies = vec![ExitPolicy::Full];
     for p in opts.policies.iter().chain(std::iter::once(&model.manifest.default_policy)) {
         if !policies.contains(p) {
@@ -159,7 +146,7 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
                 by_layer[l - 1].push(ms);
             }
             PolicyResult {
-                name: policy_name(policy),
+                name: policy.to_string(),
                 policy: *policy,
                 correct: t.correct,
                 accuracy: t.correct as f64 / n as f64,
@@ -261,17 +248,14 @@ pub fn markdown(r: &BenchReport) -> String {
 /// Writes `report.json`, `report.md`, `speed-accuracy.svg` and
 /// `latency-per-exit-layer.svg` into `dir` (each file atomically).
 pub fn write_report(r: &BenchReport, dir: &Path) -> anyhow::Result<()> {
-    use crate::bundle::write_atomic;
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    write_atomic(&dir.join("report.json"), (serde_json::to_string_pretty(r)? + "\n").as_bytes())?;
-    write_atomic(&dir.join("report.md"), markdown(r).as_bytes())?;
+    atomic::write_json(&dir.join("report.json"), r)?;
+    atomic::write(&dir.join("report.md"), markdown(r).as_bytes())?;
     for (name, plot) in [
         ("speed-accuracy.svg", crate::plots::speed_accuracy as fn(&BenchReport, &Path) -> _),
         ("latency-per-exit-layer.svg", crate::plots::latency_per_exit_layer),
     ] {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        plot(r, &tmp).map_err(|e| anyhow::anyhow!("{}: cannot draw: {e}", dir.join(name).display()))?;
-        std::fs::rename(&tmp, dir.join(name))?;
+        let path = dir.join(name);
+        atomic::write_with(&path, |tmp| plot(r, tmp).map_err(|e| anyhow::anyhow!("{}: cannot draw: {e}", path.display())))?;
     }
     Ok(())
 }

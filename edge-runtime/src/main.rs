@@ -2,10 +2,12 @@
 //! benchmark what each exit layer costs; calibrate the default exit policy.
 
 use anyhow::Result;
+use bundle::dataset::read_texts;
+use bundle::{ExitPolicy, Precision};
 use clap::{ArgGroup, Parser, Subcommand};
 use edge_runtime::bench::{bench, markdown, write_report, BenchOptions};
 use edge_runtime::calibrate::{calibrate_bundle, Target};
-use edge_runtime::{set_threads, Compute, EdgeClassifier, ExitPolicy, Prediction};
+use edge_runtime::{set_threads, Compute, EdgeClassifier, Prediction};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -106,7 +108,7 @@ enum Command {
     Tokenize {
         #[arg(long)]
         bundle: PathBuf,
-        /// Labelled or plain JSONL with a "text" field per line.
+        /// Labelled or plain JSONL with a "text" field per line, or plain text, one text per line.
         #[arg(long)]
         data: PathBuf,
     },
@@ -142,7 +144,7 @@ enum Command {
 }
 
 fn main() {
-    edge_runtime::cli::exit_with(run(Cli::parse()));
+    bundle::cli::exit_with(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -153,7 +155,7 @@ fn run(cli: Cli) -> Result<()> {
         writeln!(out, "edge-runtime {} (tract-onnx 0.23.9, {})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)?;
         if cli.verbose {
             write!(out, "{}", edge_runtime::kernels::describe())?;
-            writeln!(out, "f16 bundles compute in: {:?}", Compute::Auto.resolve(edge_runtime::Precision::F16))?;
+            writeln!(out, "f16 bundles compute in: {:?}", Compute::Auto.resolve(Precision::F16))?;
         }
         return Ok(());
     };
@@ -188,21 +190,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Tokenize { bundle, data } => {
             let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
+            let texts = read_texts(&data)?;
             let mut out = std::io::stdout().lock();
-            for (i, e) in edge_runtime::data::read_jsonl(&data)?.iter().enumerate() {
-                let (ids, truncated) =
-                    model.tokenize(&e.text).map_err(|err| anyhow::anyhow!("{}: example {}: {err}", data.display(), i + 1))?;
+            for (ids, truncated) in model.tokenize_lines(&data, texts.iter().map(|t| (t.line, t.text.as_str())))? {
                 writeln!(out, "{}", serde_json::json!({ "ids": ids, "truncated": truncated }))?;
             }
             Ok(())
         }
         Command::Profile { bundle, data, limit, by_node } => {
             let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
-            let rows = edge_runtime::data::read_jsonl(&data)?
-                .iter()
-                .take(limit)
-                .map(|e| model.tokenize(&e.text).map(|t| t.0))
-                .collect::<Result<Vec<_>, _>>()?;
+            let texts = read_texts(&data)?;
+            let tokenized = model.tokenize_lines(&data, texts.iter().take(limit).map(|t| (t.line, t.text.as_str())))?;
+            let rows: Vec<Vec<u32>> = tokenized.into_iter().map(|t| t.0).collect();
             model.profile_ops(&rows[..rows.len().min(10)], by_node)?; // warm-up
             let ops = model.profile_ops(&rows, by_node)?;
             let total: f64 = ops.iter().map(|o| o.1.as_secs_f64()).sum();

@@ -9,7 +9,6 @@ pub mod encode;
 pub mod exits;
 pub mod export;
 pub mod fastbert;
-pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod optim;
