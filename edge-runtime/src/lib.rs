@@ -6,9 +6,7 @@
 
 pub mod bench;
 pub mod calibrate;
-pub mod graphs;
 pub mod kernels;
-pub mod onnx;
 pub mod plots;
 pub mod runtime;
 

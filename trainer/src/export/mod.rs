@@ -1,12 +1,15 @@
-//! `trainer export`: a model directory → a deployable bundle (edge-runtime's
-//! format): the tokenizer and one ONNX graph per segment.
+//! `trainer export`: a model directory → a deployable bundle (the `bundle`
+//! crate's format): the tokenizer and one ONNX graph per segment.
+
+pub mod graphs;
+pub mod onnx;
 
 use crate::model::SequenceClassifier;
 use anyhow::{Context, Result};
 use bundle::manifest::{sha256_hex, write_bundle, Manifest, Precision, FORMAT_VERSION};
 use bundle::ExitPolicy;
-use edge_runtime::graphs::{self, Weights};
-use edge_runtime::onnx::{encode, Weight};
+use graphs::Weights;
+use onnx::{encode, Weight};
 use std::collections::BTreeMap;
 use std::path::Path;
 
