@@ -21,7 +21,17 @@ pub struct BenchOptions {
     pub limit: Option<usize>,
     /// Threads tract's matrix products use (recorded in the report).
     pub threads: usize,
-    pub progress: bool,
+    /// Told how far the run is before the first batch and after each one
+    /// (the CLI draws a progress bar).
+    pub on_progress: Option<Box<dyn Fn(Progress)>>,
+}
+
+/// `done` of `total` texts have been run under each of `policies` policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub policies: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,13 +108,12 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
     for row in ids.iter().take(opts.warmup) {
         model.classify_ids(std::slice::from_ref(row), ExitPolicy::Full)?;
     }
-    let bar = if opts.progress { indicatif::ProgressBar::new(ids.len() as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} bench [{bar:30}] {pos}/{len} texts × {msg} ({eta} left)")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("{} policies", policies.len()));
+    let progress = |done: usize| {
+        if let Some(tell) = &opts.on_progress {
+            tell(Progress { done, total: ids.len(), policies: policies.len() });
+        }
+    };
+    progress(0);
     let mut tallies: Vec<Tally> =
         policies.iter().map(|_| Tally { correct: 0, layers: Vec::new(), latency_ms: Vec::new() }).collect();
     let mut segments: Vec<Vec<f64>> = vec![Vec::new(); n_layers + 1];
@@ -126,9 +135,8 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
         for (k, d) in probe[0].latencies.iter().enumerate() {
             segments[k].push(d.as_secs_f64() * 1e3);
         }
-        bar.inc(chunk.len() as u64);
+        progress(c * batch_size + chunk.len());
     }
-    bar.finish_and_clear();
 
     let n = ids.len();
     let segment_latency: Vec<Latency> = segments.iter().map(|s| Latency::of(s).expect("one full run per chunk")).collect();

