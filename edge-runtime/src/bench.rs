@@ -2,10 +2,10 @@
 //! several exit policies, measured side by side: every text is run under each
 //! policy in turn (full depth first), so machine noise hits them alike.
 
-use crate::data::{label_indices, read_jsonl};
-use crate::exit::ExitPolicy;
-use crate::runtime::EdgeClassifier;
-use crate::stats::{wilson95, Latency};
+use crate::runtime::{Compute, EdgeClassifier};
+use bundle::dataset::{label_indices, read_dataset};
+use bundle::stats::{wilson95, Latency};
+use bundle::{atomic, ExitPolicy, Precision};
 use serde::Serialize;
 use std::path::Path;
 
@@ -21,7 +21,17 @@ pub struct BenchOptions {
     pub limit: Option<usize>,
     /// Threads tract's matrix products use (recorded in the report).
     pub threads: usize,
-    pub progress: bool,
+    /// Told how far the run is before the first batch and after each one
+    /// (the CLI draws a progress bar).
+    pub on_progress: Option<Box<dyn Fn(Progress)>>,
+}
+
+/// `done` of `total` texts have been run under each of `policies` policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub policies: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,9 +62,9 @@ pub struct BenchReport {
     /// Texts longer than the bundle's max_seq_len (cut to it).
     pub truncated: usize,
     pub num_layers: usize,
-    pub precision: crate::Precision,
+    pub precision: Precision,
     /// The float type the graphs computed in.
-    pub compute: crate::Compute,
+    pub compute: Compute,
     pub batch_size: usize,
     pub threads: usize,
     pub machine: String,
@@ -70,15 +80,6 @@ pub struct BenchReport {
     pub policies: Vec<PolicyResult>,
 }
 
-pub fn policy_name(p: &ExitPolicy) -> String {
-    match p {
-        ExitPolicy::Full => "full".into(),
-        ExitPolicy::Entropy { speed } => format!("entropy {speed}"),
-        ExitPolicy::Patience { n } => format!("patience {n}"),
-        ExitPolicy::Layer { k } => format!("layer {k}"),
-    }
-}
-
 /// Runs every exit classifier (unlike `Full`, which skips all but the last)
 /// and never exits: normalised entropy is never below 0.
 pub const EVERY_EXIT_NEVER_LEAVE: ExitPolicy = ExitPolicy::Entropy { speed: 0.0 };
@@ -90,16 +91,12 @@ struct Tally {
 }
 
 pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let mut examples = read_jsonl(data)?;
+    let mut examples = read_dataset(data)?;
     examples.truncate(opts.limit.unwrap_or(usize::MAX));
     let gold = label_indices(&examples, &model.manifest.labels, data)?;
-    let mut ids = Vec::with_capacity(examples.len());
-    let mut truncated = 0;
-    for (i, e) in examples.iter().enumerate() {
-        let (t, cut) = model.tokenize(&e.text).map_err(|err| anyhow::anyhow!("{}: example {}: {err}", data.display(), i + 1))?;
-        truncated += cut as usize;
-        ids.push(t);
-    }
+    let tokenized = model.tokenize_lines(data, examples.iter().map(|e| (e.line, e.text.as_str())))?;
+    let truncated = tokenized.iter().filter(|t| t.1).count();
+    let ids: Vec<Vec<u32>> = tokenized.into_iter().map(|t| t.0).collect();
     let mut policies = vec![ExitPolicy::Full];
     for p in opts.policies.iter().chain(std::iter::once(&model.manifest.default_policy)) {
         if !policies.contains(p) {
@@ -111,13 +108,12 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
     for row in ids.iter().take(opts.warmup) {
         model.classify_ids(std::slice::from_ref(row), ExitPolicy::Full)?;
     }
-    let bar = if opts.progress { indicatif::ProgressBar::new(ids.len() as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} bench [{bar:30}] {pos}/{len} texts × {msg} ({eta} left)")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("{} policies", policies.len()));
+    let progress = |done: usize| {
+        if let Some(tell) = &opts.on_progress {
+            tell(Progress { done, total: ids.len(), policies: policies.len() });
+        }
+    };
+    progress(0);
     let mut tallies: Vec<Tally> =
         policies.iter().map(|_| Tally { correct: 0, layers: Vec::new(), latency_ms: Vec::new() }).collect();
     let mut segments: Vec<Vec<f64>> = vec![Vec::new(); n_layers + 1];
@@ -139,9 +135,8 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
         for (k, d) in probe[0].latencies.iter().enumerate() {
             segments[k].push(d.as_secs_f64() * 1e3);
         }
-        bar.inc(chunk.len() as u64);
+        progress(c * batch_size + chunk.len());
     }
-    bar.finish_and_clear();
 
     let n = ids.len();
     let segment_latency: Vec<Latency> = segments.iter().map(|s| Latency::of(s).expect("one full run per chunk")).collect();
@@ -159,7 +154,7 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
                 by_layer[l - 1].push(ms);
             }
             PolicyResult {
-                name: policy_name(policy),
+                name: policy.to_string(),
                 policy: *policy,
                 correct: t.correct,
                 accuracy: t.correct as f64 / n as f64,
@@ -261,17 +256,14 @@ pub fn markdown(r: &BenchReport) -> String {
 /// Writes `report.json`, `report.md`, `speed-accuracy.svg` and
 /// `latency-per-exit-layer.svg` into `dir` (each file atomically).
 pub fn write_report(r: &BenchReport, dir: &Path) -> anyhow::Result<()> {
-    use crate::bundle::write_atomic;
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    write_atomic(&dir.join("report.json"), (serde_json::to_string_pretty(r)? + "\n").as_bytes())?;
-    write_atomic(&dir.join("report.md"), markdown(r).as_bytes())?;
+    atomic::write_json(&dir.join("report.json"), r)?;
+    atomic::write(&dir.join("report.md"), markdown(r).as_bytes())?;
     for (name, plot) in [
         ("speed-accuracy.svg", crate::plots::speed_accuracy as fn(&BenchReport, &Path) -> _),
         ("latency-per-exit-layer.svg", crate::plots::latency_per_exit_layer),
     ] {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        plot(r, &tmp).map_err(|e| anyhow::anyhow!("{}: cannot draw: {e}", dir.join(name).display()))?;
-        std::fs::rename(&tmp, dir.join(name))?;
+        let path = dir.join(name);
+        atomic::write_with(&path, |tmp| plot(r, tmp).map_err(|e| anyhow::anyhow!("{}: cannot draw: {e}", path.display())))?;
     }
     Ok(())
 }

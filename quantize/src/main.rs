@@ -42,7 +42,7 @@ struct Cli {
 }
 
 fn main() {
-    edge_runtime::cli::exit_with(run(Cli::parse()));
+    bundle::cli::exit_with(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {

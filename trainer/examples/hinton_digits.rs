@@ -267,7 +267,7 @@ fn main() -> Result<()> {
         "wall_seconds": wall,
     });
     let path = args.out.join("summary.json");
-    trainer::io::write_json_atomic(&path, &summary)?;
+    bundle::atomic::write_json(&path, &summary)?;
     println!("| train size (images) | teacher CNN % | student MLP alone % | student MLP + KD % | KD − student (pp) | p (paired bootstrap, {} seeds) |", args.seeds);
     println!("|---|---|---|---|---|---|");
     for r in &rows {

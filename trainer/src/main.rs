@@ -1,9 +1,10 @@
 //! `trainer`: prepare data, build a vocabulary, fine-tune, evaluate and encode.
 
 use anyhow::{Context, Result};
+use bundle::dataset::read_dataset;
+use bundle::ExitPolicy;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use edge_runtime::exit::ExitPolicy;
 use trainer::{bench, data, distill::LayerPick, encode, model::SequenceClassifier, tokenize, train};
 
 #[derive(Parser)]
@@ -403,10 +404,7 @@ struct TrainArgs {
 
 fn main() {
     trainer::keep_freed_memory();
-    if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    bundle::cli::exit_with(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -423,11 +421,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Corpus { peoples_daily, out } => {
             let texts = trainer::pretrain::corpus::read_texts(&peoples_daily)?;
             let plain: String = texts.iter().map(|l| trainer::pretrain::corpus::strip_pos_tags(l) + "\n").collect();
-            trainer::io::write_atomic(&out, plain.as_bytes())?;
+            bundle::atomic::write(&out, plain.as_bytes())?;
             eprintln!("{} lines, {} characters → {}", texts.len(), plain.chars().count() - texts.len(), out.display());
         }
         Command::Vocab { train, corpus, out, vocab_size, min_frequency } => {
-            let mut texts: Vec<String> = data::read_dataset(&train)?.into_iter().map(|e| e.text).collect();
+            let mut texts: Vec<String> = read_dataset(&train)?.into_iter().map(|e| e.text).collect();
             for c in &corpus {
                 texts.extend(trainer::pretrain::corpus::read_texts(c)?);
             }
@@ -454,7 +452,7 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 let r = trainer::exits::evaluate_with_exits(&m, &encoded, batch_size, policy)?;
                 if let Some(path) = &predictions {
-                    trainer::io::write_atomic(path, r.eval.predictions_jsonl().as_bytes())?;
+                    bundle::atomic::write(path, r.eval.predictions_jsonl().as_bytes())?;
                 }
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
@@ -469,7 +467,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let r = train::evaluate(&m, &encoded, batch_size)?;
             if let Some(path) = &predictions {
-                trainer::io::write_atomic(path, r.predictions_jsonl().as_bytes())?;
+                bundle::atomic::write(path, r.predictions_jsonl().as_bytes())?;
             }
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -507,7 +505,7 @@ fn run(cli: Cli) -> Result<()> {
             let table = report::table(&rows, &teachers);
             print!("{}", report::markdown(&table));
             if let Some(path) = &json {
-                trainer::io::write_json_atomic(path, &serde_json::json!({ "rows": table }))?;
+                bundle::atomic::write_json(path, &serde_json::json!({ "rows": table }))?;
                 eprintln!("table written to {}", path.display());
             }
             if rows.keys().any(|k| k.starts_with("fastbert-entropy-")) {
@@ -627,7 +625,7 @@ fn theseus(a: TheseusArgs) -> Result<()> {
                 Some(n) => n,
                 None => {
                     // Half of all steps, as the paper's constant schedule does.
-                    let n = data::read_dataset(&a.io.train)?.len();
+                    let n = read_dataset(&a.io.train)?.len();
                     n.div_ceil(a.train.batch_size.max(1)) * a.train.epochs / 2
                 }
             };

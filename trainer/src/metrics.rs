@@ -34,7 +34,7 @@ impl EvalReport {
 
 /// Wilson score interval at z = 1.96: well behaved near 0 and 1, unlike the
 /// normal approximation. One implementation, shared with the edge runtime's reports.
-pub use edge_runtime::stats::wilson95 as wilson_ci95;
+pub use bundle::stats::wilson95 as wilson_ci95;
 
 /// Accuracy, per-label F1 and macro-F1 from gold and predicted label indices.
 pub fn report(gold: &[u32], pred: &[u32], labels: &[String], loss: f64) -> EvalReport {

@@ -82,7 +82,7 @@ impl AdamW {
             tensors.insert(format!("m.{}", p.name), p.m.as_tensor().clone());
             tensors.insert(format!("v.{}", p.name), p.v.as_tensor().clone());
         }
-        crate::io::write_atomic_with(path, |tmp| {
+        bundle::atomic::write_with(path, |tmp| {
             candle_core::safetensors::save(&tensors, tmp).with_context(|| format!("cannot write {}", tmp.display()))
         })
     }

@@ -83,13 +83,13 @@ pub fn write_vocab_txt(tok: &Tokenizer, path: &Path) -> Result<()> {
         }
     }
     let text: String = vocab.into_iter().map(|(t, _)| t + "\n").collect();
-    crate::io::write_atomic(path, text.as_bytes())
+    Ok(bundle::atomic::write(path, text.as_bytes())?)
 }
 
 /// Saves `tokenizer.json` and `vocab.txt` into `dir`.
 pub fn save_tokenizer(tok: &Tokenizer, dir: &Path) -> Result<()> {
     let json = dir.join("tokenizer.json");
-    crate::io::write_atomic_with(&json, |tmp| {
+    bundle::atomic::write_with(&json, |tmp| {
         tok.save(tmp, true).map_err(|e| anyhow!("cannot write {}: {e}", json.display()))
     })?;
     write_vocab_txt(tok, &dir.join("vocab.txt"))

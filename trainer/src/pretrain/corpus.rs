@@ -4,6 +4,7 @@
 //! whole-word masking).
 
 use anyhow::{anyhow, bail, Context, Result};
+use bundle::dataset::DatasetError;
 use jieba_rs::Jieba;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -31,26 +32,11 @@ pub fn strip_pos_tags(line: &str) -> String {
 /// Non-empty lines of a text file, or the texts of a JSONL/TSV dataset.
 /// Errors name the file and line (invalid UTF-8) or the file (no text at all).
 pub fn read_texts(path: &Path) -> Result<Vec<String>> {
-    let is_dataset = path.extension().is_some_and(|e| e == "jsonl" || e == "tsv");
-    let texts = if is_dataset {
-        crate::data::read_dataset(path)?.into_iter().map(|e| e.text).collect()
-    } else {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read corpus {}", path.display()))?;
-        let mut texts = Vec::new();
-        for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-            let line = std::str::from_utf8(raw)
-                .map_err(|e| anyhow!("{}:{}: not UTF-8 ({e})", path.display(), i + 1))?
-                .trim();
-            if !line.is_empty() {
-                texts.push(line.to_string());
-            }
-        }
-        texts
-    };
-    if texts.is_empty() {
-        bail!("{}: empty corpus (no text lines)", path.display());
+    match bundle::dataset::read_texts(path) {
+        Ok(texts) => Ok(texts.into_iter().map(|t| t.text).collect()),
+        Err(DatasetError::Empty { .. }) => bail!("{}: empty corpus (no text lines)", path.display()),
+        Err(e) => Err(e.into()),
     }
-    Ok(texts)
 }
 
 /// All texts of several corpus files, in order.

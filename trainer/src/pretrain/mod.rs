@@ -18,7 +18,7 @@ use corpus::Segment;
 use masking::Masking;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -264,7 +264,7 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
                 "max_grad_norm": opts.max_grad_norm, "heldout_percent": opts.heldout_percent,
                 "trainer_version": env!("CARGO_PKG_VERSION"),
             });
-            crate::io::write_json_atomic(&opts.out.join(TRAINING_RECORD), &record)?;
+            bundle::atomic::write_json(&opts.out.join(TRAINING_RECORD), &record)?;
             (model, None)
         }
     };
@@ -353,7 +353,7 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
             ));
             state.history.push(m);
             state.elapsed_secs = elapsed;
-            write_metrics(&opts.out, &state.history)?;
+            bundle::atomic::write_json_lines(&opts.out.join("metrics.jsonl"), &state.history)?;
             model.save_weights(&opts.out.join("model.safetensors"))?;
             (loss_sum, loss_n, window_segments) = (0.0, 0, 0);
             window_start = Instant::now();
@@ -374,13 +374,4 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
         final_heldout_accuracy: last.heldout_accuracy,
         wall_secs: started.elapsed().as_secs_f64(),
     })
-}
-
-fn write_metrics(out: &Path, history: &[PretrainMetrics]) -> Result<()> {
-    let mut buf = Vec::new();
-    for m in history {
-        serde_json::to_writer(&mut buf, m)?;
-        buf.push(b'\n');
-    }
-    crate::io::write_atomic(&out.join("metrics.jsonl"), &buf)
 }

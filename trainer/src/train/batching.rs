@@ -1,9 +1,9 @@
 //! Turning a dataset into training batches: tokenized once, shuffled per
 //! epoch with length-sorted windows, padded per batch.
 
-use crate::data::read_dataset;
 use crate::model::SequenceClassifier;
 use anyhow::{Context, Result};
+use bundle::dataset::read_dataset;
 use candle_core::Tensor;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! dropout, dev evaluation every epoch (the best epoch is kept), atomic
 //! checkpoints and `--resume`.
 
-use crate::data::{read_dataset, LabelSet};
+use crate::data::LabelSet;
 use crate::distill::{student_from_teacher, LayerPick};
 use crate::metrics::{self, EvalReport};
 use crate::model::branch::BranchConfig;
@@ -10,7 +10,8 @@ use crate::model::{presets, SequenceClassifier};
 use crate::optim::AdamW;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use edge_runtime::exit::ExitPolicy;
+use bundle::dataset::read_dataset;
+use bundle::ExitPolicy;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -240,7 +241,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
                 "weight_decay": opts.weight_decay, "max_grad_norm": opts.max_grad_norm,
                 "trainer_version": env!("CARGO_PKG_VERSION"),
             });
-            crate::io::write_json_atomic(&opts.out.join(TRAINING_RECORD), &record)?;
+            bundle::atomic::write_json(&opts.out.join(TRAINING_RECORD), &record)?;
             (model, None)
         }
     };
@@ -353,7 +354,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
             if best { " *best*" } else { "" }, m.examples_per_sec
         ));
         state.history.push(m);
-        write_metrics(&opts.out, &state.history)?;
+        bundle::atomic::write_json_lines(&opts.out.join("metrics.jsonl"), &state.history)?;
         state.epoch += 1;
         state.batches_done = 0;
         save_checkpoint(&opts.out, &model.varmap, &opt, &state)?;
@@ -368,13 +369,4 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         train_examples_per_sec: if train_secs > 0.0 { trained_examples as f64 / train_secs } else { 0.0 },
         peak_rss_mib: metrics::peak_rss_mib(),
     })
-}
-
-fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
-    let mut buf = Vec::new();
-    for m in history {
-        serde_json::to_writer(&mut buf, m)?;
-        buf.push(b'\n');
-    }
-    crate::io::write_atomic(&out.join("metrics.jsonl"), &buf)
 }

@@ -179,6 +179,6 @@ fn cached_teacher_logits(opts: &FinetuneOptions, teacher: &SequenceClassifier, t
     let n_labels = teacher.labels.len();
     let all = Tensor::from_vec(rows.concat(), (train.ids.len(), n_labels), &opts.device)?;
     let map = std::collections::HashMap::from([("logits".to_string(), all.clone())]);
-    crate::io::write_atomic_with(&path, |tmp| Ok(candle_core::safetensors::save(&map, tmp)?))?;
+    bundle::atomic::write_with(&path, |tmp| -> Result<()> { Ok(candle_core::safetensors::save(&map, tmp)?) })?;
     Ok(all)
 }

@@ -8,6 +8,7 @@
 //! - `Full`: run every layer.
 
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "policy", rename_all = "lowercase")]
@@ -16,6 +17,19 @@ pub enum ExitPolicy {
     Patience { n: usize },
     Layer { k: usize },
     Full,
+}
+
+/// The policy as reports and provenance name it: `full`, `entropy 0.3`,
+/// `patience 2`, `layer 1`.
+impl fmt::Display for ExitPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitPolicy::Full => write!(f, "full"),
+            ExitPolicy::Entropy { speed } => write!(f, "entropy {speed}"),
+            ExitPolicy::Patience { n } => write!(f, "patience {n}"),
+            ExitPolicy::Layer { k } => write!(f, "layer {k}"),
+        }
+    }
 }
 
 /// Softmax of logits (numerically stable).
@@ -76,6 +90,22 @@ impl ExitDecider {
     }
 }
 
+/// Where `policy` takes one sample out, from the probabilities of every exit
+/// computed beforehand: `exits[i]` is the exit after layer i+1 (`None` where
+/// that layer has none). Returns the 1-based exit layer and its
+/// probabilities; the last exit always decides. Lets a policy be evaluated
+/// without running the model again, exactly as it would have exited live.
+pub fn replay<P: AsRef<[f32]>>(policy: ExitPolicy, exits: impl IntoIterator<Item = Option<P>>) -> Option<(usize, P)> {
+    let mut decider = ExitDecider::new(policy);
+    let mut exits = exits.into_iter().enumerate().filter_map(|(i, p)| p.map(|p| (i + 1, p))).peekable();
+    while let Some((layer, probs)) = exits.next() {
+        if exits.peek().is_none() || decider.should_exit(probs.as_ref()) {
+            return Some((layer, probs));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +153,25 @@ mod tests {
         let p = softmax(&[1000.0, 1000.0]);
         assert_eq!(p, vec![0.5, 0.5]);
         assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+    }
+
+    #[test]
+    fn replay_exits_where_the_live_decider_would_and_at_the_last_exit_otherwise() {
+        let confident = Some(vec![0.99, 0.01]);
+        let unsure = Some(vec![0.5, 0.5]);
+        let exits = || vec![unsure.clone(), None, confident.clone(), unsure.clone()];
+        assert_eq!(replay(ExitPolicy::Entropy { speed: 0.3 }, exits()).map(|e| e.0), Some(3));
+        assert_eq!(replay(ExitPolicy::Full, exits()).map(|e| e.0), Some(4));
+        assert_eq!(replay(ExitPolicy::Layer { k: 2 }, exits()).map(|e| e.0), Some(3), "the 2nd exit classifier is after layer 3");
+        assert_eq!(replay(ExitPolicy::Full, Vec::<Option<Vec<f32>>>::new()), None);
+    }
+
+    #[test]
+    fn policies_are_named_for_reports() {
+        let names: Vec<String> = [ExitPolicy::Full, ExitPolicy::Entropy { speed: 0.3 }, ExitPolicy::Patience { n: 2 }, ExitPolicy::Layer { k: 1 }]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["full", "entropy 0.3", "patience 2", "layer 1"]);
     }
 }

@@ -3,15 +3,13 @@
 //! Gelu), a full type on every input with symbolic `B`/`S` dimensions, and no
 //! value_info — the form tract and onnxruntime both read correctly.
 
+use bundle::manifest::{IR_VERSION, OPSET};
 use prost::Message;
 use tract_onnx::pb::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto,
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
     TypeProto, ValueInfoProto,
 };
-
-pub const OPSET: i64 = 20;
-pub const IR_VERSION: i64 = 8;
 
 /// A weight matrix or vector in row-major order.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,7 @@
 //! embeddings, each encoder layer, each exit classifier. Weights come by their
 //! Hugging Face names, so any BERT (candle-trained or not) can be exported.
 
-use crate::onnx::{Dim, GraphBuilder, Weight};
+use super::onnx::{Dim, GraphBuilder, Weight};
 use std::collections::HashMap;
 use tract_onnx::pb::{tensor_proto::DataType, ModelProto};
 

@@ -1,12 +1,15 @@
-//! `trainer export`: a model directory → a deployable bundle (edge-runtime's
-//! format): the tokenizer and one ONNX graph per segment.
+//! `trainer export`: a model directory → a deployable bundle (the `bundle`
+//! crate's format): the tokenizer and one ONNX graph per segment.
+
+pub mod graphs;
+pub mod onnx;
 
 use crate::model::SequenceClassifier;
 use anyhow::{Context, Result};
-use edge_runtime::bundle::{write_bundle, Manifest, Precision, FORMAT_VERSION};
-use edge_runtime::graphs::{self, Weights};
-use edge_runtime::onnx::{encode, Weight};
-use edge_runtime::ExitPolicy;
+use bundle::manifest::{sha256_hex, write_bundle, Manifest, Precision, FORMAT_VERSION};
+use bundle::ExitPolicy;
+use graphs::Weights;
+use onnx::{encode, Weight};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -50,7 +53,7 @@ pub fn export(model_dir: &Path, out: &Path, max_len: Option<usize>) -> Result<Ma
         let bytes = std::fs::read(model_dir.join(f)).with_context(|| format!("cannot read {}", model_dir.join(f).display()))?;
         files.push((f.into(), bytes));
     }
-    let weights_sha = edge_runtime::bundle::sha256_hex(&std::fs::read(model_dir.join("model.safetensors"))?);
+    let weights_sha = sha256_hex(&std::fs::read(model_dir.join("model.safetensors"))?);
     let provenance = BTreeMap::from([
         ("model".to_string(), model_dir.display().to_string()),
         ("model_sha256".to_string(), weights_sha),

@@ -1,7 +1,8 @@
 //! The bundle: the one contract between the stages. A directory with
 //! `manifest.json`, the tokenizer and one ONNX graph per segment, written
-//! atomically (a temporary directory renamed into place).
+//! whole or not at all.
 
+use crate::atomic::{self, FileError};
 use crate::exit::ExitPolicy;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -10,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 pub const FORMAT_VERSION: u32 = 1;
 pub const MANIFEST: &str = "manifest.json";
+/// Every graph is ONNX IR version 8 with opset 20 (LayerNormalization, Gelu):
+/// what both tract and onnxruntime read.
+pub const IR_VERSION: i64 = 8;
+pub const OPSET: i64 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +48,8 @@ pub struct Manifest {
 pub enum BundleError {
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
+    #[error(transparent)]
+    Write(#[from] FileError),
     #[error("{path}: invalid manifest: {error}")]
     Manifest { path: PathBuf, error: serde_json::Error },
     #[error("{path}: format version {found}, this runtime reads version {FORMAT_VERSION}")]
@@ -62,11 +69,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Manifest {
+    /// The graph files in the order a sample runs through them: embeddings,
+    /// then each layer followed by its exit where it has one.
+    pub fn graphs(&self) -> Vec<&str> {
+        let mut g = vec![self.embeddings.as_str()];
+        for (layer, exit) in self.layers.iter().zip(&self.exits) {
+            g.push(layer);
+            g.extend(exit.as_deref());
+        }
+        g
+    }
+
     /// Every file the manifest names.
     pub fn files(&self) -> Vec<&str> {
-        let mut f = vec![self.embeddings.as_str(), self.tokenizer.as_str()];
-        f.extend(self.layers.iter().map(String::as_str));
-        f.extend(self.exits.iter().flatten().map(String::as_str));
+        let mut f = self.graphs();
+        f.push(&self.tokenizer);
         f
     }
 
@@ -110,40 +127,17 @@ impl Manifest {
 }
 
 /// Writes a bundle: `files` (name → bytes) and the manifest (checksums filled
-/// in here) into a temporary sibling directory, then renames it to `dir`.
+/// in here), replacing `dir` whole.
 pub fn write_bundle(dir: &Path, mut manifest: Manifest, files: &[(String, Vec<u8>)]) -> Result<Manifest, BundleError> {
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
-    let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    manifest.sha256.clear();
-    for (file, bytes) in files {
-        let path = tmp.join(file);
-        std::fs::write(&path, bytes).map_err(io(&path))?;
-        manifest.sha256.insert(file.clone(), sha256_hex(bytes));
-    }
-    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
-    let mpath = tmp.join(MANIFEST);
-    std::fs::write(&mpath, text + "\n").map_err(io(&mpath))?;
-    // Swap by renames so a crash leaves the old bundle or the new one whole.
-    let old = parent.join(format!(".{name}.{}.old", std::process::id()));
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(io(dir))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(io(dir))?;
-    let _ = std::fs::remove_dir_all(&old);
+    manifest.sha256 = files.iter().map(|(file, bytes)| (file.clone(), sha256_hex(bytes))).collect();
+    atomic::replace_dir(dir, |tmp| -> Result<(), BundleError> {
+        for (file, bytes) in files {
+            let path = tmp.join(file);
+            std::fs::write(&path, bytes).map_err(io(&path))?;
+        }
+        Ok(atomic::write_json(&tmp.join(MANIFEST), &manifest)?)
+    })?;
     Ok(manifest)
-}
-
-/// Writes `bytes` to a temporary sibling of `path`, then renames it over
-/// `path`, so a reader sees the old file or the new one, never half of one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 /// Replaces the bundle's default exit policy (what `classify` uses without a
@@ -153,7 +147,6 @@ pub fn set_default_policy(dir: &Path, policy: ExitPolicy, why: &str) -> Result<M
     let mut m = Manifest::load(dir)?;
     m.default_policy = policy;
     m.provenance.insert("default_policy".into(), why.to_string());
-    let text = serde_json::to_string_pretty(&m).expect("manifest serialises") + "\n";
-    write_atomic(&dir.join(MANIFEST), text.as_bytes())?;
+    atomic::write_json(&dir.join(MANIFEST), &m)?;
     Ok(m)
 }
