@@ -41,12 +41,42 @@ fn temp_file(path: &Path) -> PathBuf {
 /// The temporary file is removed when `write` fails.
 pub fn write_with<E: From<FileError>>(path: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
     create_parent(path)?;
+    remove_stale_temp_files(path);
     let tmp = temp_file(path);
     if let Err(e) = write(&tmp) {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
     Ok(fs::rename(&tmp, path).map_err(fail("move into place", path))?)
+}
+
+/// Removes the temporary siblings of `path` that killed processes left
+/// (`.NAME.PID.tmp` whose process is gone), so they do not pile up.
+fn remove_stale_temp_files(path: &Path) {
+    let (Some(parent), name) = (path.parent(), file_name(path)) else { return };
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let Ok(sibling) = entry.file_name().into_string() else { continue };
+        let pid = sibling.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".tmp"));
+        if pid.and_then(|p| p.parse::<u32>().ok()).is_some_and(|pid| !process_alive(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` still runs (where this cannot be told, it is
+/// assumed to, and its temporary file is left alone).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 /// Writes `bytes` to `path` atomically (see [`write_with`]).
@@ -86,10 +116,13 @@ fn remove_dir_if_present(dir: &Path) -> Result<(), FileError> {
 }
 
 /// Replaces the directory `dir` with one that `fill` writes into a fresh
-/// temporary sibling, swapped in by two renames (`dir` → `.NAME.old`,
-/// temporary → `dir`), so a crash leaves the old directory or the new one
-/// whole; [`last_whole_dir`] finds it. A failed `fill` leaves `dir` untouched.
-/// Leftovers of an interrupted replacement are removed first.
+/// temporary sibling. On Linux the two are exchanged in one atomic step
+/// (`renameat2` with `RENAME_EXCHANGE`), so at every instant `dir` holds the
+/// old directory or the new one, whole. Where that is not supported, two
+/// renames (`dir` → `.NAME.old`, temporary → `dir`), and a crash between
+/// them leaves the old one whole at `.NAME.old`, which [`last_whole_dir`]
+/// finds. A failed `fill` leaves `dir` untouched. Leftovers of an
+/// interrupted replacement are removed first.
 pub fn replace_dir<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
     create_parent(dir)?;
     let (tmp, old) = swap_siblings(dir);
@@ -101,10 +134,35 @@ pub fn replace_dir<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Path) -> R
     }
     remove_dir_if_present(&old)?;
     if dir.exists() {
+        if exchange(&tmp, dir).is_ok() {
+            // `tmp` now holds the old directory.
+            return Ok(remove_dir_if_present(&tmp)?);
+        }
         fs::rename(dir, &old).map_err(fail("move aside", dir))?;
     }
     fs::rename(&tmp, dir).map_err(fail("move into place", dir))?;
     Ok(remove_dir_if_present(&old)?)
+}
+
+/// Swaps two paths in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`);
+/// an error where the kernel or file system cannot.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let (a, b) = (CString::new(a.as_os_str().as_bytes())?, CString::new(b.as_os_str().as_bytes())?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let rc = unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 /// The last complete version of a directory written by [`replace_dir`]:
@@ -155,6 +213,37 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(names(&d), ["b"], "a failed fill leaves the directory as it was");
         assert_eq!(names(tmp.path()), ["ckpt"]);
+    }
+
+    #[test]
+    fn temporary_files_of_dead_processes_are_removed_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("m.json");
+        // No process has pid 4294967295; pid 1 (init) always runs.
+        fs::write(tmp.path().join(".m.json.4294967295.tmp"), "stale").unwrap();
+        let live = ".m.json.1.tmp".to_string();
+        fs::write(tmp.path().join(&live), "in progress").unwrap();
+        write(&f, b"{}").unwrap();
+        let mut want = vec!["m.json".to_string()];
+        if !cfg!(target_os = "linux") {
+            want.push(".m.json.4294967295.tmp".into());
+        }
+        want.push(live);
+        want.sort();
+        assert_eq!(names(tmp.path()), want);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn on_linux_the_directory_is_exchanged_in_one_step() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::create_dir(&a).unwrap();
+        fs::write(a.join("x"), "old").unwrap();
+        fs::create_dir(&b).unwrap();
+        exchange(&a, &b).unwrap();
+        assert_eq!(names(&b), ["x"]);
+        assert!(names(&a).is_empty());
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //!   and a file that is neither `.jsonl` nor `.tsv` is plain text, one text
 //!   per line.
 //!
-//! Blank lines are skipped. Every error names `file:line`, or the file when
-//! it holds no example at all.
+//! Blank lines are skipped, and so is a UTF-8 byte-order mark at the start.
+//! Labels are trimmed and may not be empty; a numeric label is normalised, so
+//! `1`, `1.0` and `"1"` are one class. Every error names `file:line`, or the
+//! file when it holds no example at all.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -87,6 +89,7 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 
 fn read_rows(path: &Path, format: Format, need_label: bool) -> Result<Vec<(usize, Row)>, DatasetError> {
     let bytes = std::fs::read(path).map_err(|error| DatasetError::Read { path: path.to_path_buf(), error })?;
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
     let mut rows = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
@@ -109,13 +112,27 @@ fn read_rows(path: &Path, format: Format, need_label: bool) -> Result<Vec<(usize
     Ok(rows)
 }
 
+/// A label as every stage compares it: trimmed, and a number written in one
+/// way (`1.0` → `1`, `2.50` → `2.5`). Empty labels are refused.
+pub fn normalise_label(label: &str) -> Result<String, String> {
+    let label = label.trim();
+    if label.is_empty() {
+        return Err("empty label".into());
+    }
+    match label.parse::<f64>() {
+        Ok(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => Ok(format!("{}", x as i64)),
+        Ok(x) if x.is_finite() => Ok(format!("{x}")),
+        _ => Ok(label.to_string()),
+    }
+}
+
 fn parse_tsv(raw: &str) -> Result<Row, String> {
     let (label, text) = raw.split_once('\t').ok_or("expected `label<TAB>text`")?;
-    let (label, text) = (label.trim(), text.trim());
-    if label.is_empty() || text.is_empty() {
-        return Err("empty label or text".into());
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty text".into());
     }
-    Ok((text.to_string(), Some(label.to_string())))
+    Ok((text.to_string(), Some(normalise_label(label)?)))
 }
 
 fn parse_jsonl(raw: &str, need_label: bool) -> Result<Row, String> {
@@ -131,8 +148,8 @@ fn parse_jsonl(raw: &str, need_label: bool) -> Result<Row, String> {
         return Err("field `text` is empty".into());
     }
     let label = match row.label {
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(serde_json::Value::String(s)) => Some(normalise_label(&s).map_err(|e| format!("field `label`: {e}"))?),
+        Some(serde_json::Value::Number(n)) => Some(normalise_label(&n.to_string())?),
         None if !need_label => None,
         None => return Err("missing field `label`".into()),
         Some(_) if !need_label => None,
@@ -178,6 +195,30 @@ mod tests {
         }
         let err = read_dataset(&file(tmp.path(), "empty.jsonl", b"\n  \n")).unwrap_err().to_string();
         assert!(err.contains("empty.jsonl: empty dataset"), "{err}");
+    }
+
+    #[test]
+    fn numeric_labels_are_one_class_however_written_and_empty_ones_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = file(tmp.path(), "n.jsonl", b"{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": 1.0}\n{\"text\": \"c\", \"label\": \" 1 \"}\n{\"text\": \"d\", \"label\": 2.50}\n");
+        let labels: Vec<String> = read_dataset(&j).unwrap().into_iter().map(|e| e.label).collect();
+        assert_eq!(labels, ["1", "1", "1", "2.5"]);
+        let t = file(tmp.path(), "n.tsv", b"1.0\tgood\npos\tfine\n");
+        assert_eq!(read_dataset(&t).unwrap()[0].label, "1");
+        let err = read_dataset(&file(tmp.path(), "e.jsonl", b"{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": \"b\", \"label\": \" \"}\n")).unwrap_err();
+        assert!(err.to_string().contains("e.jsonl:2: malformed line: field `label`: empty label"), "{err}");
+        let err = read_dataset(&file(tmp.path(), "e.tsv", b"\tno label\n")).unwrap_err();
+        assert!(err.to_string().contains("e.tsv:1: malformed line: empty label"), "{err}");
+        assert_eq!(normalise_label("NaN").unwrap(), "NaN", "not a finite number: kept as written");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = file(tmp.path(), "bom.jsonl", "\u{feff}{\"text\": \"好\", \"label\": \"pos\"}\n".as_bytes());
+        assert_eq!(read_dataset(&j).unwrap()[0], Example { text: "好".into(), label: "pos".into(), line: 1 });
+        let p = file(tmp.path(), "bom.txt", "\u{feff}第一行\n".as_bytes());
+        assert_eq!(read_texts(&p).unwrap()[0].text, "第一行");
     }
 
     #[test]

@@ -32,6 +32,26 @@ impl fmt::Display for ExitPolicy {
     }
 }
 
+impl ExitPolicy {
+    /// Whether the policy makes sense for a bundle with `exits` exit
+    /// classifiers: a speed in [0, 1], a patience and a budget of at least 1
+    /// and at most `exits`.
+    pub fn check(&self, exits: usize) -> Result<(), String> {
+        match *self {
+            ExitPolicy::Entropy { speed } if !(0.0..=1.0).contains(&speed) => {
+                Err(format!("entropy speed {speed} is outside [0, 1]"))
+            }
+            ExitPolicy::Patience { n } if n == 0 || n > exits => {
+                Err(format!("patience {n} is outside 1..={exits} (the bundle has {exits} exit classifiers)"))
+            }
+            ExitPolicy::Layer { k } if k == 0 || k > exits => {
+                Err(format!("exit layer {k} is outside 1..={exits} (the bundle has {exits} exit classifiers)"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Softmax of logits (numerically stable).
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -164,6 +184,18 @@ mod tests {
         assert_eq!(replay(ExitPolicy::Full, exits()).map(|e| e.0), Some(4));
         assert_eq!(replay(ExitPolicy::Layer { k: 2 }, exits()).map(|e| e.0), Some(3), "the 2nd exit classifier is after layer 3");
         assert_eq!(replay(ExitPolicy::Full, Vec::<Option<Vec<f32>>>::new()), None);
+    }
+
+    #[test]
+    fn a_policy_is_checked_against_the_exits_it_can_use() {
+        assert!(ExitPolicy::Entropy { speed: 0.5 }.check(1).is_ok());
+        assert!(ExitPolicy::Full.check(1).is_ok());
+        for bad in [ExitPolicy::Entropy { speed: -0.1 }, ExitPolicy::Entropy { speed: f32::NAN }, ExitPolicy::Entropy { speed: 1.5 }] {
+            assert!(bad.check(3).unwrap_err().contains("outside [0, 1]"), "{bad}");
+        }
+        assert!(ExitPolicy::Patience { n: 0 }.check(3).is_err());
+        assert!(ExitPolicy::Patience { n: 3 }.check(3).is_ok());
+        assert!(ExitPolicy::Layer { k: 4 }.check(3).unwrap_err().contains("has 3 exit classifiers"));
     }
 
     #[test]

@@ -8,8 +8,11 @@ pub mod atomic;
 pub mod cli;
 pub mod dataset;
 pub mod exit;
+pub mod files;
 pub mod manifest;
 pub mod stats;
+pub mod text;
 
 pub use exit::{ExitDecider, ExitPolicy};
+pub use files::BundleFiles;
 pub use manifest::{Manifest, Precision, FORMAT_VERSION};

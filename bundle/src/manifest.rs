@@ -4,6 +4,7 @@
 
 use crate::atomic::{self, FileError};
 use crate::exit::ExitPolicy;
+use crate::files::BundleFiles;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -44,6 +45,23 @@ pub struct Manifest {
     pub provenance: BTreeMap<String, String>,
 }
 
+/// Bounds on what a manifest may ask for: a bundle is untrusted input, and
+/// these keep a hostile one from costing minutes or gigabytes at load. They
+/// are far above any BERT a board runs (BERT-large: 24 layers, 1024 wide).
+pub mod limits {
+    pub const MANIFEST_BYTES: u64 = 1 << 20;
+    /// Per file; BERT-base's embeddings are ~94 MB in f32.
+    pub const FILE_BYTES: u64 = 1 << 30;
+    pub const LAYERS: usize = 64;
+    pub const HIDDEN_SIZE: usize = 8192;
+    pub const MAX_SEQ_LEN: usize = 8192;
+    pub const LABELS: usize = 4096;
+    pub const LABEL_BYTES: usize = 256;
+    pub const FILE_NAME_BYTES: usize = 255;
+    /// Checksummed files beyond the graphs and the tokenizer (vocab.txt, ...).
+    pub const EXTRA_FILES: usize = 16;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error("{path}: {error}")]
@@ -53,11 +71,13 @@ pub enum BundleError {
     #[error("{path}: invalid manifest: {error}")]
     Manifest { path: PathBuf, error: serde_json::Error },
     #[error("{path}: format version {found}, this runtime reads version {FORMAT_VERSION}")]
-    Version { path: PathBuf, found: u32 },
+    Version { path: PathBuf, found: serde_json::Value },
     #[error("{path}: checksum mismatch (manifest {expected}, file {found})")]
     Checksum { path: PathBuf, expected: String, found: String },
     #[error("{path}: inconsistent manifest: {what}")]
     Inconsistent { path: PathBuf, what: String },
+    #[error("{path}: refused: {what}")]
+    Unsafe { path: PathBuf, what: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
@@ -66,6 +86,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Whether `name` is a plain file name that stays inside the bundle directory:
+/// no separator, no `..`, no hidden or temporary name, not the manifest.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    let why = if name.is_empty() {
+        "is empty"
+    } else if name.len() > limits::FILE_NAME_BYTES {
+        "is too long"
+    } else if name.contains(['/', '\\', '\0']) {
+        "is a path, not a plain file name"
+    } else if name.starts_with('.') {
+        "starts with '.' (a hidden or parent name)"
+    } else if name == MANIFEST {
+        "is the manifest itself"
+    } else if name.chars().any(char::is_control) {
+        "contains control characters"
+    } else {
+        return Ok(());
+    };
+    Err(format!("file name {name:?} {why}"))
 }
 
 impl Manifest {
@@ -87,66 +128,138 @@ impl Manifest {
         f
     }
 
+    /// How many exit classifiers the bundle has.
+    pub fn exit_count(&self) -> usize {
+        self.exits.iter().flatten().count()
+    }
+
     /// Reads and checks a bundle's manifest: version, consistency, and the
-    /// sha256 of every file it names.
+    /// sha256 of every file it lists (see [`crate::files::BundleFiles`], which
+    /// also keeps the verified bytes).
     pub fn load(dir: &Path) -> Result<Self, BundleError> {
-        let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let version: serde_json::Value =
-            serde_json::from_str(&text).map_err(|error| BundleError::Manifest { path: path.clone(), error })?;
-        if let Some(found) = version["format_version"].as_u64().filter(|&v| v != FORMAT_VERSION as u64) {
-            return Err(BundleError::Version { path, found: found as u32 });
+        Ok(crate::files::BundleFiles::read(dir)?.manifest)
+    }
+
+    /// Parses manifest bytes (read from `path`, named in errors) and checks
+    /// every field: the version, the bounds in [`limits`], the file names,
+    /// the labels and the default policy.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, BundleError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|error| BundleError::Manifest { path: path.to_path_buf(), error })?;
+        match value.get("format_version") {
+            Some(v) if v.as_u64() == Some(FORMAT_VERSION as u64) => {}
+            Some(v) => return Err(BundleError::Version { path: path.to_path_buf(), found: v.clone() }),
+            None => {}
         }
-        let m: Manifest = serde_json::from_value(version).map_err(|error| BundleError::Manifest { path: path.clone(), error })?;
-        let bad = |what: String| BundleError::Inconsistent { path: path.clone(), what };
-        if m.layers.len() != m.num_layers || m.exits.len() != m.num_layers {
-            return Err(bad(format!(
-                "num_layers {} but {} layer graphs and {} exit slots",
-                m.num_layers,
-                m.layers.len(),
-                m.exits.len()
-            )));
+        let m: Manifest = serde_json::from_value(value).map_err(|error| BundleError::Manifest { path: path.to_path_buf(), error })?;
+        m.validate().map_err(|what| BundleError::Inconsistent { path: path.to_path_buf(), what })?;
+        Ok(m)
+    }
+
+    /// Every check that needs nothing but the manifest itself.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.num_layers;
+        if n == 0 || n > limits::LAYERS {
+            return Err(format!("num_layers {n} is outside 1..={}", limits::LAYERS));
         }
-        if m.exits.last().is_none_or(|e| e.is_none()) {
-            return Err(bad("the last layer has no exit classifier".into()));
+        if self.layers.len() != n || self.exits.len() != n {
+            return Err(format!("num_layers {n} but {} layer graphs and {} exit slots", self.layers.len(), self.exits.len()));
         }
-        if m.labels.len() < 2 {
-            return Err(bad(format!("needs at least two labels, has {:?}", m.labels)));
+        if self.exits.last().is_none_or(|e| e.is_none()) {
+            return Err("the last layer has no exit classifier".into());
         }
-        for f in m.files() {
-            let file = dir.join(f);
-            let bytes = std::fs::read(&file).map_err(io(&file))?;
-            let expected = m.sha256.get(f).ok_or_else(|| bad(format!("no sha256 for {f}")))?;
-            let found = sha256_hex(&bytes);
-            if &found != expected {
-                return Err(BundleError::Checksum { path: file, expected: expected.clone(), found });
+        if self.hidden_size == 0 || self.hidden_size > limits::HIDDEN_SIZE {
+            return Err(format!("hidden_size {} is outside 1..={}", self.hidden_size, limits::HIDDEN_SIZE));
+        }
+        // [CLS], one token, [SEP]: anything shorter cuts every text to nothing.
+        if self.max_seq_len < 3 || self.max_seq_len > limits::MAX_SEQ_LEN {
+            return Err(format!("max_seq_len {} is outside 3..={}", self.max_seq_len, limits::MAX_SEQ_LEN));
+        }
+        self.validate_labels()?;
+        self.validate_files()?;
+        self.default_policy.check(self.exit_count()).map_err(|e| format!("default_policy: {e}"))
+    }
+
+    fn validate_labels(&self) -> Result<(), String> {
+        let labels = &self.labels;
+        if labels.len() < 2 || labels.len() > limits::LABELS {
+            return Err(format!("{} labels; a classifier needs 2..={}", labels.len(), limits::LABELS));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for label in labels {
+            if label.trim().is_empty() || label.len() > limits::LABEL_BYTES || label.chars().any(char::is_control) {
+                return Err(format!("label {label:?} is empty, too long or has control characters"));
+            }
+            if !seen.insert(label) {
+                return Err(format!("label {label:?} appears twice"));
             }
         }
-        Ok(m)
+        Ok(())
+    }
+
+    fn validate_files(&self) -> Result<(), String> {
+        let named = self.files();
+        let mut seen = std::collections::BTreeSet::new();
+        for name in &named {
+            check_file_name(name)?;
+            if !seen.insert(*name) {
+                return Err(format!("file {name:?} is named twice"));
+            }
+            if !self.sha256.contains_key(*name) {
+                return Err(format!("no sha256 for {name}"));
+            }
+        }
+        if self.sha256.len() > named.len() + limits::EXTRA_FILES {
+            return Err(format!("{} checksummed files; at most {} beyond the graphs and tokenizer", self.sha256.len(), limits::EXTRA_FILES));
+        }
+        for (name, hash) in &self.sha256 {
+            check_file_name(name)?;
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return Err(format!("sha256 of {name} is not 64 lowercase hex digits"));
+            }
+        }
+        Ok(())
     }
 }
 
 /// Writes a bundle: `files` (name → bytes) and the manifest (checksums filled
 /// in here), replacing `dir` whole.
-pub fn write_bundle(dir: &Path, mut manifest: Manifest, files: &[(String, Vec<u8>)]) -> Result<Manifest, BundleError> {
+/// The manifest is checked first, so no stage can write a bundle the runtime
+/// would refuse, nor a file outside `dir`.
+pub fn write_bundle(dir: &Path, manifest: Manifest, files: &[(String, Vec<u8>)]) -> Result<Manifest, BundleError> {
+    write_bundle_with(dir, manifest, files, |_| Ok(()))
+}
+
+/// [`write_bundle`], with `extra` writing more files (reports) into the new
+/// directory before it replaces `dir`: a failure anywhere leaves `dir` as it was.
+pub fn write_bundle_with<E: From<BundleError> + From<FileError>>(
+    dir: &Path,
+    mut manifest: Manifest,
+    files: &[(String, Vec<u8>)],
+    extra: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<Manifest, E> {
     manifest.sha256 = files.iter().map(|(file, bytes)| (file.clone(), sha256_hex(bytes))).collect();
-    atomic::replace_dir(dir, |tmp| -> Result<(), BundleError> {
+    let path = dir.join(MANIFEST);
+    manifest.validate().map_err(|what| BundleError::Inconsistent { path, what })?;
+    atomic::replace_dir(dir, |tmp| -> Result<(), E> {
         for (file, bytes) in files {
             let path = tmp.join(file);
             std::fs::write(&path, bytes).map_err(io(&path))?;
         }
-        Ok(atomic::write_json(&tmp.join(MANIFEST), &manifest)?)
+        atomic::write_json(&tmp.join(MANIFEST), &manifest)?;
+        extra(tmp)
     })?;
     Ok(manifest)
 }
 
 /// Replaces the bundle's default exit policy (what `classify` uses without a
-/// policy flag), recording why in the provenance; the manifest is rewritten
-/// atomically and the graphs are untouched.
-pub fn set_default_policy(dir: &Path, policy: ExitPolicy, why: &str) -> Result<Manifest, BundleError> {
-    let mut m = Manifest::load(dir)?;
-    m.default_policy = policy;
-    m.provenance.insert("default_policy".into(), why.to_string());
-    atomic::write_json(&dir.join(MANIFEST), &m)?;
-    Ok(m)
+/// policy flag), recording why in the provenance, and adds `reports` (name,
+/// bytes) beside it; the bundle is rewritten whole (see [`BundleFiles::rewrite`]).
+pub fn set_default_policy(dir: &Path, policy: ExitPolicy, why: &str, reports: &[(&str, Vec<u8>)]) -> Result<Manifest, BundleError> {
+    let bundle = BundleFiles::read(dir)?;
+    policy.check(bundle.manifest.exit_count()).map_err(|what| BundleError::Inconsistent { path: dir.join(MANIFEST), what })?;
+    bundle.rewrite(dir, reports, |m| {
+        m.default_policy = policy;
+        m.provenance.insert("default_policy".into(), why.to_string());
+    })
 }

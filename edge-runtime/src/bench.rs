@@ -93,6 +93,10 @@ struct Tally {
 pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     let mut examples = read_dataset(data)?;
     examples.truncate(opts.limit.unwrap_or(usize::MAX));
+    anyhow::ensure!(!examples.is_empty() && opts.batch_size > 0, "{}: nothing to measure (limit 0 or batch size 0)", data.display());
+    for p in &opts.policies {
+        p.check(model.manifest.exit_count()).map_err(|e| anyhow::anyhow!("{}: {e}", bundle.display()))?;
+    }
     let gold = label_indices(&examples, &model.manifest.labels, data)?;
     let tokenized = model.tokenize_lines(data, examples.iter().map(|e| (e.line, e.text.as_str())))?;
     let truncated = tokenized.iter().filter(|t| t.1).count();
@@ -119,8 +123,14 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
     let mut segments: Vec<Vec<f64>> = vec![Vec::new(); n_layers + 1];
     let batch_size = opts.batch_size.max(1);
     for (c, chunk) in ids.chunks(batch_size).enumerate() {
+        // A failing batch names the lines it holds.
+        let lines = |e: crate::runtime::RuntimeError| {
+            let (first, last) = (examples[c * batch_size].line, examples[c * batch_size + chunk.len() - 1].line);
+            let at = if first == last { first.to_string() } else { format!("{first}-{last}") };
+            anyhow::anyhow!("{}:{at}: {e}", data.display())
+        };
         for (policy, tally) in policies.iter().zip(tallies.iter_mut()) {
-            let preds = model.classify_ids(chunk, *policy)?;
+            let preds = model.classify_ids(chunk, *policy).map_err(lines)?;
             for (j, p) in preds.iter().enumerate() {
                 let gold_label = &model.manifest.labels[gold[c * batch_size + j]];
                 tally.correct += (p.label == *gold_label) as usize;
@@ -131,7 +141,7 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
         // Segment costs with every exit classifier run (what exiting after
         // layer k costs) from a pass that never exits; per call, so from the
         // batch's first text.
-        let probe = model.classify_ids(chunk, EVERY_EXIT_NEVER_LEAVE)?;
+        let probe = model.classify_ids(chunk, EVERY_EXIT_NEVER_LEAVE).map_err(lines)?;
         for (k, d) in probe[0].latencies.iter().enumerate() {
             segments[k].push(d.as_secs_f64() * 1e3);
         }

@@ -146,7 +146,12 @@ fn choose(candidates: &[Candidate], full: &Candidate, target: Target) -> anyhow:
     })
 }
 
-/// Calibrates and writes the chosen policy into the bundle's manifest.
+/// The report `calibrate` leaves in the bundle, beside the manifest it changed.
+pub const REPORT: &str = "calibration-report.json";
+
+/// Calibrates and writes the chosen policy into the bundle's manifest, with
+/// the whole calibration as `calibration-report.json`; both land together
+/// (the bundle is rewritten beside itself and swapped in whole).
 pub fn calibrate_bundle(model: &EdgeClassifier, bundle: &Path, data: &Path, target: Target) -> anyhow::Result<Calibration> {
     let c = calibrate(model, data, target, 200)?;
     let why = format!(
@@ -159,7 +164,9 @@ pub fn calibrate_bundle(model: &EdgeClassifier, bundle: &Path, data: &Path, targ
         c.chosen.mean_layers,
         c.chosen.est_latency_ms
     );
-    set_default_policy(bundle, c.chosen.policy, &why)?;
+    let mut report = serde_json::to_vec_pretty(&c)?;
+    report.push(b'\n');
+    set_default_policy(bundle, c.chosen.policy, &why, &[(REPORT, report)])?;
     Ok(c)
 }
 

@@ -10,6 +10,7 @@
 pub mod bench;
 #[cfg(feature = "tools")]
 pub mod calibrate;
+pub mod checks;
 pub mod kernels;
 #[cfg(feature = "tools")]
 mod plots;

@@ -11,8 +11,26 @@ use edge_runtime::{set_threads, Compute, EdgeClassifier, Prediction};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-/// Longest stdin line accepted (bytes); longer lines get an error line.
+/// Longest stdin line accepted (bytes); longer lines get an error line and
+/// are skipped without being held in memory.
 const MAX_LINE_BYTES: usize = 1 << 20;
+/// More threads than this is a typo, not a board.
+const MAX_THREADS: usize = 256;
+const MAX_BATCH: usize = 4096;
+
+fn count(max: usize) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=max as u64)
+}
+
+/// An entropy speed: a number in [0, 1].
+fn speed(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside [0, 1]"))
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -24,7 +42,7 @@ const MAX_LINE_BYTES: usize = 1 << 20;
 )]
 struct Cli {
     /// Threads for tract's matrix products (1 = the calling thread only).
-    #[arg(long, global = true, default_value_t = 1)]
+    #[arg(long, global = true, default_value_t = 1, value_parser = count(MAX_THREADS))]
     threads: usize,
     /// Float type to compute in: auto = f16 for an f16 bundle on a CPU with f16
     /// arithmetic (aarch64 FEAT_FP16), else f32.
@@ -42,13 +60,13 @@ struct Cli {
 #[derive(clap::Args)]
 struct PolicyArgs {
     /// Exit at the first layer whose normalised entropy is below S (FastBERT).
-    #[arg(long, conflicts_with_all = ["patience", "full"])]
+    #[arg(long, conflicts_with_all = ["patience", "full"], value_parser = speed)]
     speed: Option<f32>,
     /// Exit once the prediction is unchanged for P consecutive layers (PABEE).
-    #[arg(long, conflicts_with = "full")]
+    #[arg(long, conflicts_with = "full", value_parser = count(usize::MAX))]
     patience: Option<usize>,
     /// A fixed budget: exit at the K-th exit classifier (FastBERT: after layer K).
-    #[arg(long, conflicts_with_all = ["speed", "patience", "full"])]
+    #[arg(long, conflicts_with_all = ["speed", "patience", "full"], value_parser = count(usize::MAX))]
     exit_layer: Option<usize>,
     /// Run every layer.
     #[arg(long)]
@@ -67,7 +85,7 @@ enum Command {
         #[command(flatten)]
         policy: PolicyArgs,
         /// Texts classified together; those that exit leave the batch, the rest go on.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = count(MAX_BATCH))]
         batch_size: usize,
         /// Also print the exit's logits ("logits": [...]).
         #[arg(long)]
@@ -83,21 +101,21 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
         /// Entropy speeds to measure (bundles with an exit after every layer).
-        #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3,0.5,0.8")]
+        #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3,0.5,0.8", value_parser = speed)]
         speeds: Vec<f32>,
-        /// Patience values to measure.
-        #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
+        /// Patience values to measure (those not below the layer count are skipped).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3,4", value_parser = count(usize::MAX))]
         patience: Vec<usize>,
         /// Report directory.
         #[arg(long, default_value = "bench-report")]
         out: PathBuf,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = count(MAX_BATCH))]
         batch_size: usize,
         /// Texts run before timing starts.
         #[arg(long, default_value_t = 20)]
         warmup: usize,
         /// Measure only the first N texts.
-        #[arg(long)]
+        #[arg(long, value_parser = count(usize::MAX))]
         limit: Option<usize>,
         /// Measure full depth (and the bundle's default policy) only.
         #[arg(long)]
@@ -119,7 +137,7 @@ enum Command {
         bundle: PathBuf,
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = count(usize::MAX))]
         limit: usize,
         /// One line per graph node instead of per op kind (matrix products name their kernel).
         #[arg(long)]
@@ -165,11 +183,14 @@ fn run(cli: Cli) -> Result<()> {
             let policy = match (policy.speed, policy.patience, policy.exit_layer, policy.full) {
                 (Some(speed), ..) => ExitPolicy::Entropy { speed },
                 (_, Some(n), ..) => ExitPolicy::Patience { n },
-                (_, _, Some(k), _) => ExitPolicy::Layer { k: k.max(1) },
+                (_, _, Some(k), _) => ExitPolicy::Layer { k },
                 (.., true) => ExitPolicy::Full,
                 _ => model.manifest.default_policy,
             };
-            classify(&model, policy, batch_size.max(1), with_logits, texts)
+            policy.check(model.manifest.exit_count()).map_err(|e| anyhow::anyhow!("{}: {e}", bundle.display()))?;
+            let (classified, failed) = classify(&model, policy, batch_size, with_logits, texts)?;
+            anyhow::ensure!(failed == 0, "{failed} of {} texts could not be classified (see their error lines)", classified + failed);
+            Ok(())
         }
         Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit, full_only } => {
             let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
@@ -277,10 +298,45 @@ enum Input {
     Bad { line: usize, error: String },
 }
 
-fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, with_logits: bool, texts: Vec<String>) -> Result<()> {
+/// Reads one line of at most `max` bytes into `buf` (without its line end).
+/// A longer line is consumed without being stored: `Ok(Some(len))` with its
+/// full length and `buf` left empty. `Ok(None)` at the end of input.
+fn read_bounded_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Option<usize>> {
+    buf.clear();
+    let mut len = 0usize;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((len > 0).then_some(len));
+        }
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1),
+            None => (chunk, chunk.len()),
+        };
+        len += part.len();
+        if len <= max {
+            buf.extend_from_slice(part);
+        } else {
+            buf.clear();
+        }
+        let end_of_line = done > part.len();
+        reader.consume(done);
+        if end_of_line {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Some(len));
+        }
+    }
+}
+
+/// Classifies, printing one JSON line per input; returns how many were
+/// classified and how many failed.
+fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, with_logits: bool, texts: Vec<String>) -> Result<(usize, usize)> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let flush = |pending: &mut Vec<Input>, out: &mut std::io::StdoutLock| -> Result<()> {
+    let mut tally = (0usize, 0usize);
+    let mut flush = |pending: &mut Vec<Input>, out: &mut std::io::StdoutLock| -> Result<()> {
         let texts: Vec<&str> = pending.iter().filter_map(|i| if let Input::Text(t) = i { Some(t.as_str()) } else { None }).collect();
         let mut results = model.classify_texts(&texts, policy).into_iter();
         for input in pending.drain(..) {
@@ -288,6 +344,11 @@ fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, with_
                 Input::Text(t) => json_line(&t, results.next().expect("one result per text"), with_logits),
                 Input::Bad { line, error } => serde_json::json!({ "line": line, "error": error }),
             };
+            if line.get("error").is_some() {
+                tally.1 += 1;
+            } else {
+                tally.0 += 1;
+            }
             writeln!(out, "{line}")?;
         }
         Ok(out.flush()?)
@@ -300,23 +361,17 @@ fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, with_
                 flush(&mut pending, &mut out)?;
             }
         }
-        return flush(&mut pending, &mut out);
+        flush(&mut pending, &mut out)?;
+        return Ok(tally);
     }
     let stdin = std::io::stdin();
     let mut reader = stdin.lock();
     let mut buf = Vec::new();
     let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
+    while let Some(len) = read_bounded_line(&mut reader, &mut buf, MAX_LINE_BYTES)? {
         line_no += 1;
-        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            buf.pop();
-        }
-        pending.push(if buf.len() > MAX_LINE_BYTES {
-            Input::Bad { line: line_no, error: format!("line is {} bytes, over the {MAX_LINE_BYTES}-byte limit", buf.len()) }
+        pending.push(if len > MAX_LINE_BYTES {
+            Input::Bad { line: line_no, error: format!("line is {len} bytes, over the {MAX_LINE_BYTES}-byte limit") }
         } else {
             match String::from_utf8(std::mem::take(&mut buf)) {
                 Ok(text) => Input::Text(text),
@@ -327,5 +382,25 @@ fn classify(model: &EdgeClassifier, policy: ExitPolicy, batch_size: usize, with_
             flush(&mut pending, &mut out)?;
         }
     }
-    flush(&mut pending, &mut out)
+    flush(&mut pending, &mut out)?;
+    Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_line_is_measured_and_skipped_without_being_kept() {
+        let input = format!("short\r\n{}\nlast", "x".repeat(100));
+        let mut reader = std::io::BufReader::with_capacity(16, input.as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(read_bounded_line(&mut reader, &mut buf, 10).unwrap(), Some(6));
+        assert_eq!(buf, b"short");
+        assert_eq!(read_bounded_line(&mut reader, &mut buf, 10).unwrap(), Some(100));
+        assert!(buf.is_empty());
+        assert_eq!(read_bounded_line(&mut reader, &mut buf, 10).unwrap(), Some(4));
+        assert_eq!(buf, b"last");
+        assert_eq!(read_bounded_line(&mut reader, &mut buf, 10).unwrap(), None);
+    }
 }

@@ -2,7 +2,9 @@
 //! segment, symbolic batch and sequence length so no input re-optimizes) and
 //! classifies layer by layer, running no graph after a sample's exit.
 
+use crate::checks::{self, Role, WeightTypes};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
+use bundle::files::BundleFiles;
 use bundle::manifest::{BundleError, Manifest, Precision};
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +23,10 @@ pub enum RuntimeError {
     Bundle(#[from] BundleError),
     #[error("{path}: cannot load graph: {error:#}")]
     Graph { path: String, error: TractError },
+    #[error("{path}: does not fit the manifest: {what}")]
+    Mismatch { path: String, what: String },
+    #[error("{0}")]
+    Input(String),
     #[error("{path}: cannot load tokenizer: {message}")]
     Tokenizer { path: String, message: String },
     #[error("inference failed in {segment}: {error:#}")]
@@ -85,6 +91,8 @@ pub struct EdgeClassifier {
     embeddings: Segment,
     layers: Vec<Segment>,
     exits: Vec<Option<Segment>>,
+    /// Rows of the word-embedding table: every token id must be below it.
+    vocab_rows: usize,
 }
 
 /// Runs tract's matrix products on `n` threads (1: the calling thread only).
@@ -93,22 +101,28 @@ pub fn set_threads(n: usize) {
     set_default_executor(if n > 1 { Executor::multithread(n) } else { Executor::SingleThread });
 }
 
-fn load_plan(dir: &Path, file: &str, compute: Compute) -> Result<Segment, RuntimeError> {
-    let path = dir.join(file);
-    let graph = |error| RuntimeError::Graph { path: path.display().to_string(), error };
-    tract_onnx::onnx()
-        .model_for_path(&path)
-        .and_then(|m| m.into_typed())
-        .and_then(|m| match compute {
-            // Every segment is translated, so hidden states pass between
-            // them in f16; token ids and masks are integers and stay as they are.
-            Compute::F16 => FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(m),
-            _ => Ok(m),
-        })
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .and_then(Segment::new)
-        .map_err(graph)
+/// A graph parsed from its verified bytes into a typed model (not yet optimized).
+fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes) -> Result<TypedModel, RuntimeError> {
+    let path = bundle.path_of(file).display().to_string();
+    let graph = |error| RuntimeError::Graph { path: path.clone(), error };
+    let bytes = bundle.bytes(file).ok_or_else(|| RuntimeError::Mismatch { path: path.clone(), what: "not among the checksummed files".into() })?;
+    let onnx = tract_onnx::onnx();
+    let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(graph)?;
+    checks::graph_proto(&proto).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
+    weights.add(&proto);
+    onnx.model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph)
+}
+
+/// An optimized plan, computing in f16 where asked.
+fn plan(model: TypedModel, path: &str, compute: Compute) -> Result<Segment, RuntimeError> {
+    let graph = |error| RuntimeError::Graph { path: path.to_string(), error };
+    let model = match compute {
+        // Every segment is translated, so hidden states pass between
+        // them in f16; token ids and masks are integers and stay as they are.
+        Compute::F16 => FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(model).map_err(graph)?,
+        _ => model,
+    };
+    model.into_optimized().and_then(|m| m.into_runnable()).and_then(Segment::new).map_err(graph)
 }
 
 /// A plan with the execution state it reuses from call to call (spawning a
@@ -136,26 +150,61 @@ impl EdgeClassifier {
     }
 
     pub fn load_with(dir: &Path, compute: Compute) -> Result<Self, RuntimeError> {
-        let manifest = Manifest::load(dir)?;
+        Self::from_bundle(&BundleFiles::read(dir)?, compute)
+    }
+
+    /// Builds the classifier from a bundle already read and verified (from a
+    /// directory or from memory). Everything a text could trip on is checked
+    /// here, once: each graph's inputs and outputs against the manifest and
+    /// its neighbours, the precision against the stored weights, the
+    /// tokenizer's ids against the embedding table, and one run at
+    /// `max_seq_len` through every segment.
+    pub fn from_bundle(bundle: &BundleFiles, compute: Compute) -> Result<Self, RuntimeError> {
+        let manifest = bundle.manifest.clone();
         let compute = compute.resolve(manifest.precision);
-        let tok_path = dir.join(&manifest.tokenizer);
-        let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| RuntimeError::Tokenizer {
-            path: tok_path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        tokenizer.with_padding(None);
-        let trunc = tokenizers::TruncationParams { max_length: manifest.max_seq_len, ..Default::default() };
-        tokenizer
-            .with_truncation(Some(trunc))
-            .map_err(|e| RuntimeError::Tokenizer { path: tok_path.display().to_string(), message: e.to_string() })?;
-        let embeddings = load_plan(dir, &manifest.embeddings, compute)?;
-        let layers = manifest.layers.iter().map(|f| load_plan(dir, f, compute)).collect::<Result<_, _>>()?;
-        let exits = manifest
-            .exits
-            .iter()
-            .map(|e| e.as_ref().map(|f| load_plan(dir, f, compute)).transpose())
-            .collect::<Result<_, _>>()?;
-        Ok(Self { manifest, compute, tokenizer, embeddings, layers, exits })
+        let tokenizer = load_tokenizer(bundle)?;
+        let mut weights = WeightTypes::default();
+        let mut typed = Vec::new();
+        for (file, role) in roles(&manifest) {
+            let model = parse_graph(bundle, file, &mut weights)?;
+            let path = bundle.path_of(file).display().to_string();
+            checks::signature(&model, role, &manifest).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
+            typed.push((path, model));
+        }
+        let embeddings_path = typed[0].0.clone();
+        let vocab_rows = checks::embedding_rows(&typed[0].1).map_err(|what| RuntimeError::Mismatch { path: embeddings_path.clone(), what })?;
+        let tok_path = bundle.path_of(&manifest.tokenizer).display().to_string();
+        if let Some(max_id) = tokenizer.get_vocab(true).into_values().max().filter(|&id| id as usize >= vocab_rows) {
+            let what = format!("token id {max_id}, but the embedding table has {vocab_rows} rows");
+            return Err(RuntimeError::Mismatch { path: tok_path, what });
+        }
+        let first = bundle.path_of(manifest.graphs()[0]).display().to_string();
+        weights.check(manifest.precision).map_err(|what| RuntimeError::Mismatch { path: first, what })?;
+        let mut plans = typed.into_iter().map(|(path, model)| plan(model, &path, compute));
+        let embeddings = plans.next().expect("the embeddings graph comes first")?;
+        let (mut layers, mut exits) = (Vec::new(), Vec::new());
+        for exit in &manifest.exits {
+            layers.push(plans.next().expect("one plan per layer")?);
+            exits.push(match exit {
+                Some(_) => Some(plans.next().expect("one plan per exit")?),
+                None => None,
+            });
+        }
+        let model = Self { manifest, compute, tokenizer, embeddings, layers, exits, vocab_rows };
+        model.dry_run().map_err(|e| RuntimeError::Mismatch { path: embeddings_path, what: format!("a text of max_seq_len tokens does not run: {e}") })?;
+        Ok(model)
+    }
+
+    /// One sample of `max_seq_len` tokens through every segment: the
+    /// position table is long enough, and each output feeds the next input.
+    fn dry_run(&self) -> Result<(), RuntimeError> {
+        let ids = vec![0u32; self.manifest.max_seq_len];
+        let logits = self.all_exit_logits(&[ids])?;
+        let widths_ok = logits.iter().flatten().all(|l| l.len() == 1 && l[0].len() == self.manifest.labels.len());
+        if !widths_ok {
+            return Err(RuntimeError::Input("an exit gave logits of the wrong shape".into()));
+        }
+        Ok(())
     }
 
     /// Token ids with [CLS]/[SEP], cut to max_seq_len; says whether it cut.
@@ -163,11 +212,12 @@ impl EdgeClassifier {
         if text.trim().is_empty() {
             return Err(RuntimeError::EmptyText);
         }
+        let (text, cut) = bundle::text::cut_for_tokenizer(text, self.manifest.max_seq_len);
         let enc = self
             .tokenizer
             .encode(text, true)
             .map_err(|e| RuntimeError::Tokenizer { path: self.manifest.tokenizer.clone(), message: e.to_string() })?;
-        Ok((enc.get_ids().to_vec(), !enc.get_overflowing().is_empty()))
+        Ok((enc.get_ids().to_vec(), cut || !enc.get_overflowing().is_empty()))
     }
 
     /// Token ids (and whether each was cut) of a file's texts, given with
@@ -219,6 +269,7 @@ impl EdgeClassifier {
             return Ok(Vec::new());
         }
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
+        self.check_ids(batch)?;
         let (ids, mut mask) = padded_inputs(batch).map_err(to_run)?;
         let t0 = Instant::now();
         let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
@@ -281,6 +332,7 @@ impl EdgeClassifier {
     /// where a layer has no exit.
     pub fn all_exit_logits(&self, batch: &[Vec<u32>]) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
+        self.check_ids(batch)?;
         let (ids, mask) = padded_inputs(batch).map_err(to_run)?;
         let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
         let mut out = Vec::new();
@@ -299,6 +351,50 @@ impl EdgeClassifier {
             });
         }
         Ok(out)
+    }
+}
+
+/// The graphs of a bundle in the order the manifest runs them, with what each is.
+fn roles(m: &Manifest) -> Vec<(&str, Role)> {
+    let mut v = vec![(m.embeddings.as_str(), Role::Embeddings)];
+    for (layer, exit) in m.layers.iter().zip(&m.exits) {
+        v.push((layer, Role::Layer));
+        v.extend(exit.as_deref().map(|e| (e, Role::Exit)));
+    }
+    v
+}
+
+/// The tokenizer from its verified bytes: no padding, truncation at max_seq_len.
+fn load_tokenizer(bundle: &BundleFiles) -> Result<tokenizers::Tokenizer, RuntimeError> {
+    let m = &bundle.manifest;
+    let path = bundle.path_of(&m.tokenizer).display().to_string();
+    let fail = |message: String| RuntimeError::Tokenizer { path: path.clone(), message };
+    let bytes = bundle.bytes(&m.tokenizer).ok_or_else(|| fail("not among the checksummed files".into()))?;
+    // Parsed as JSON first: tokenizers' own streaming parser panics (instead
+    // of failing) on some malformed documents; from a parsed value it cannot.
+    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| fail(e.to_string()))?;
+    checks::tokenizer_json(&json).map_err(fail)?;
+    let mut tokenizer: tokenizers::Tokenizer = serde_json::from_value(json).map_err(|e| fail(e.to_string()))?;
+    tokenizer.with_padding(None);
+    let trunc = tokenizers::TruncationParams { max_length: m.max_seq_len, ..Default::default() };
+    tokenizer.with_truncation(Some(trunc)).map_err(|e| fail(e.to_string()))?;
+    Ok(tokenizer)
+}
+
+impl EdgeClassifier {
+    /// Ids from outside the tokenizer (`classify_ids` is public) are checked
+    /// too: an id past the embedding table or a row past max_seq_len is an
+    /// error, not an out-of-bounds read in the graph.
+    fn check_ids(&self, batch: &[Vec<u32>]) -> Result<(), RuntimeError> {
+        for (i, row) in batch.iter().enumerate() {
+            if row.is_empty() || row.len() > self.manifest.max_seq_len {
+                return Err(RuntimeError::Input(format!("sample {i} has {} tokens; 1..={} fit", row.len(), self.manifest.max_seq_len)));
+            }
+            if let Some(id) = row.iter().find(|&&id| id as usize >= self.vocab_rows) {
+                return Err(RuntimeError::Input(format!("sample {i} has token id {id}; the embedding table has {} rows", self.vocab_rows)));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -367,6 +463,7 @@ impl EdgeClassifier {
                 .map_err(|error| RuntimeError::Run { segment: "profile".into(), error })
         };
         for row in batch {
+            self.check_ids(std::slice::from_ref(row))?;
             let (ids, mask) = padded_inputs(std::slice::from_ref(row)).map_err(to_run)?;
             let mut hidden = timed(&self.embeddings, tvec!(ids.into_tvalue()))?.remove(0);
             for (layer, exit) in self.layers.iter().zip(&self.exits) {

@@ -42,10 +42,11 @@ fn edge_runtime(args: &[&str], stdin: &[u8]) -> (bool, Vec<serde_json::Value>, S
 fn classify_prints_one_json_line_per_text() {
     let bundle = fixture("tiny-bundle");
     let long = "房间很干净".repeat(30);
-    let (ok, lines, _) =
+    let (ok, lines, stderr) =
         edge_runtime(&["classify", "--bundle", bundle.to_str().unwrap(), "--speed", "0.5", "很好", "", &long], b"");
-    assert!(ok);
-    assert_eq!(lines.len(), 3);
+    assert!(!ok, "a text that failed makes the command fail");
+    assert!(stderr.contains("1 of 3 texts could not be classified"), "{stderr}");
+    assert_eq!(lines.len(), 3, "the others are still classified");
     for key in ["text", "label", "prob", "exit_layer", "latency_us", "truncated"] {
         assert!(lines[0].get(key).is_some(), "missing {key} in {}", lines[0]);
     }
@@ -62,8 +63,9 @@ fn stdin_lines_that_cannot_be_read_get_an_error_line_and_the_rest_go_on() {
     let mut input = b"\xff\xfe broken\n".to_vec();
     input.extend(vec![b'a'; (1 << 20) + 1]);
     input.extend("\n太差了\n".as_bytes());
-    let (ok, lines, _) = edge_runtime(&["classify", "--bundle", bundle.to_str().unwrap(), "--full"], &input);
-    assert!(ok);
+    let (ok, lines, stderr) = edge_runtime(&["classify", "--bundle", bundle.to_str().unwrap(), "--full"], &input);
+    assert!(!ok);
+    assert!(stderr.contains("2 of 3 texts"), "{stderr}");
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["line"], 1);
     assert!(lines[0]["error"].as_str().unwrap().contains("invalid UTF-8"));
@@ -71,6 +73,45 @@ fn stdin_lines_that_cannot_be_read_get_an_error_line_and_the_rest_go_on() {
     assert!(lines[1]["error"].as_str().unwrap().contains("over the"));
     assert_eq!(lines[2]["text"], "太差了");
     assert_eq!(lines[2]["exit_layer"], 2);
+}
+
+#[test]
+fn a_huge_stdin_line_is_refused_without_being_held_and_the_next_line_runs() {
+    let bundle = fixture("tiny-bundle");
+    let mut input = vec![b'x'; 64 << 20];
+    input.extend("\n很好\n".as_bytes());
+    let (ok, lines, _) = edge_runtime(&["classify", "--bundle", bundle.to_str().unwrap(), "--full"], &input);
+    assert!(!ok);
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0]["error"].as_str().unwrap().contains("67108864 bytes, over the"), "{}", lines[0]);
+    assert_eq!(lines[1]["text"], "很好");
+}
+
+#[test]
+fn bad_values_on_the_command_line_are_refused_with_the_flag_named() {
+    let bundle = fixture("tiny-bundle");
+    let b = bundle.to_str().unwrap();
+    let data = fixture("snownlp-mini/dev.jsonl");
+    let d = data.to_str().unwrap();
+    let out = std::env::temp_dir().join(format!("edge-runtime-bad-values-{}", std::process::id()));
+    let o = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["bench", "--bundle", b, "--data", d, "--out", o, "--limit", "0"], "--limit"),
+        (vec!["--threads", "100000", "classify", "--bundle", b, "x"], "--threads"),
+        (vec!["--threads", "0", "classify", "--bundle", b, "x"], "--threads"),
+        (vec!["classify", "--bundle", b, "--batch-size", "0", "x"], "--batch-size"),
+        (vec!["classify", "--bundle", b, "--speed", "1.5", "x"], "--speed"),
+        (vec!["classify", "--bundle", b, "--speed", "nan", "x"], "--speed"),
+        (vec!["classify", "--bundle", b, "--patience", "0", "x"], "--patience"),
+        (vec!["classify", "--bundle", b, "--exit-layer", "3", "x"], "exit layer 3 is outside 1..=2"),
+        (vec!["bench", "--bundle", b, "--data", d, "--out", o, "--speeds", "0.1,7"], "--speeds"),
+    ];
+    for (args, want) in cases {
+        let (ok, lines, stderr) = edge_runtime(&args, b"");
+        assert!(!ok && lines.is_empty(), "{args:?}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    assert!(!out.exists(), "a refused bench writes no report");
 }
 
 #[test]
@@ -120,8 +161,49 @@ fn bench_and_calibrate_from_the_command_line() {
     );
     assert!(ok, "{stderr}");
     assert!(stderr.contains("default policy of"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("calibration-report.json")).unwrap()).unwrap();
+    assert!(report["candidates"].as_array().is_some_and(|c| !c.is_empty()), "the report lands with the manifest");
     let (ok, _, stderr) = edge_runtime(&["calibrate", "--bundle", bundle.to_str().unwrap(), "--data", "/nonexistent.jsonl", "--max-accuracy-drop", "1"], b"");
     assert!(!ok && stderr.contains("/nonexistent.jsonl"), "{stderr}");
+}
+
+#[test]
+fn a_kill_during_calibrate_leaves_a_whole_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    for f in std::fs::read_dir(fixture("tiny-bundle")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), bundle.join(f.file_name())).unwrap();
+    }
+    let dev = fixture("snownlp-mini/dev.jsonl");
+    let calibrate = || {
+        command()
+            .args(["calibrate", "--bundle", bundle.to_str().unwrap(), "--data", dev.to_str().unwrap(), "--max-accuracy-drop", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    assert!(calibrate().wait().unwrap().success());
+    let whole = started.elapsed();
+    for i in 0..12u32 {
+        let mut child = calibrate();
+        std::thread::sleep(whole.mul_f64(1.3 * i as f64 / 11.0));
+        let _ = child.kill();
+        let _ = child.wait();
+        edge_runtime_lib_loads(&bundle);
+    }
+    let mut left: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.retain(|n| n != "bundle" && n != ".bundle.tmp");
+    assert!(left.is_empty(), "nothing but the bundle (and at most the temporary directory a kill left, cleared by the next run): {left:?}");
+}
+
+/// The bundle at `dir` is whole: every checksum matches and the graphs load.
+fn edge_runtime_lib_loads(dir: &Path) {
+    let (ok, lines, stderr) = edge_runtime(&["classify", "--bundle", dir.to_str().unwrap(), "很好"], b"");
+    assert!(ok && lines.len() == 1, "{stderr}");
 }
 
 #[test]

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use bundle::atomic;
 use bundle::dataset::{label_indices, read_dataset};
 use bundle::exit::{argmax, replay, softmax, ExitPolicy};
-use bundle::manifest::{write_bundle, Manifest, Precision, MANIFEST};
+use bundle::files::BundleFiles;
+use bundle::manifest::{write_bundle_with, Precision, MANIFEST};
 use edge_runtime::{Compute, EdgeClassifier};
 use prost::Message;
 use serde::Serialize;
@@ -70,18 +71,16 @@ pub struct Report {
     pub comparison_f16_compute: Option<Comparison>,
 }
 
-fn dir_bytes(dir: &Path, m: &Manifest) -> Result<u64> {
-    let mut total = std::fs::metadata(dir.join(MANIFEST))?.len();
-    for f in m.sha256.keys() {
-        total += std::fs::metadata(dir.join(f)).with_context(|| format!("{}", dir.join(f).display()))?.len();
-    }
-    Ok(total)
-}
+/// The report quantize leaves in the output bundle.
+pub const REPORT: &str = "quantize-report.json";
 
-/// Quantizes `input` into `output`. Nothing is written unless every graph
-/// converts; the output appears whole (temp dir + rename).
+/// Quantizes `input` into `output`. The new bundle is written beside
+/// `output`, compared against the input there (with `calibration`), its
+/// report added, and only then swapped in whole: a failure or a kill at any
+/// point leaves whatever was at `output` before, complete.
 pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
-    let manifest = Manifest::load(input)?;
+    let source = BundleFiles::read(input)?;
+    let manifest = source.manifest.clone();
     if manifest.precision != Precision::F32 {
         anyhow::bail!("{}: already {:?}; quantize an f32 bundle", input.display(), manifest.precision);
     }
@@ -94,9 +93,11 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
     let mut files = Vec::new();
     let mut tensors = Vec::new();
     let mut graph_reports = Vec::new();
+    let mut before = std::fs::metadata(input.join(MANIFEST)).with_context(|| input.join(MANIFEST).display().to_string())?.len();
     for file in manifest.sha256.keys() {
         let path = input.join(file);
-        let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let bytes = source.bytes(file).expect("a verified bundle holds every checksummed file").to_vec();
+        before += bytes.len() as u64;
         if !graphs.contains(&file.as_str()) {
             files.push((file.clone(), bytes));
             continue;
@@ -129,31 +130,32 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
     };
     new_manifest.provenance.insert("quantized_from".into(), input.display().to_string());
     new_manifest.provenance.insert("quantization".into(), form);
-    let written = write_bundle(output, new_manifest, &files)?;
-
-    let before = dir_bytes(input, &manifest)?;
-    let after = dir_bytes(output, &written)?;
-    // f16 bundles are compared twice: widened to f32 at load, and computing in f16.
-    let computes: &[Compute] = if opts.target == Target::F16 { &[Compute::F32, Compute::F16] } else { &[Compute::F32] };
-    let mut comparisons = match &opts.calibration {
-        Some(data) => compare(input, output, data, computes)?.into_iter(),
-        None => Vec::new().into_iter(),
-    };
-    let (comparison, comparison_f16_compute) = (comparisons.next(), comparisons.next());
-    let report = Report {
+    let mut report = Report {
         input: input.display().to_string(),
         output: output.display().to_string(),
         target: opts.target,
         bundle_bytes_before: before,
-        bundle_bytes_after: after,
-        size_ratio: after as f64 / before as f64,
+        bundle_bytes_after: 0,
+        size_ratio: 0.0,
         graphs: graph_reports,
         tensors,
-        comparison,
-        comparison_f16_compute,
+        comparison: None,
+        comparison_f16_compute: None,
     };
-    // The report sits beside the graphs; the runtime reads only what the manifest names.
-    atomic::write_json(&output.join("quantize-report.json"), &report)?;
+    write_bundle_with(output, new_manifest, &files, |tmp| -> Result<()> {
+        let mut after = std::fs::metadata(tmp.join(MANIFEST))?.len();
+        after += files.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        report.bundle_bytes_after = after;
+        report.size_ratio = after as f64 / before as f64;
+        // f16 bundles are compared twice: widened to f32 at load, and computing in f16.
+        let computes: &[Compute] = if opts.target == Target::F16 { &[Compute::F32, Compute::F16] } else { &[Compute::F32] };
+        if let Some(data) = &opts.calibration {
+            let mut comparisons = compare(input, tmp, data, computes)?.into_iter();
+            (report.comparison, report.comparison_f16_compute) = (comparisons.next(), comparisons.next());
+        }
+        // The report sits beside the graphs; the runtime reads only what the manifest lists.
+        Ok(atomic::write_json(&tmp.join(REPORT), &report)?)
+    })?;
     Ok(report)
 }
 

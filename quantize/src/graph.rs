@@ -72,6 +72,21 @@ pub fn float_values(t: &TensorProto) -> Option<Vec<f32>> {
     Some(t.float_data.clone())
 }
 
+/// [`float_values`] of a tensor whose element count matches its dims (a
+/// damaged graph can claim any shape): `Ok(None)` for a non-float tensor.
+fn shaped_float_values(t: &TensorProto, graph: &str) -> Result<Option<Vec<f32>>, GraphError> {
+    let bad = |what: String| GraphError::Initializer { graph: graph.into(), tensor: t.name.clone(), what };
+    if t.data_type != DataType::Float as i32 {
+        return Ok(None);
+    }
+    let values = float_values(t).ok_or_else(|| bad("f32 data whose byte count is not a multiple of 4".into()))?;
+    let count = t.dims.iter().try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)));
+    match count {
+        Some(n) if n == values.len() => Ok(Some(values)),
+        _ => Err(bad(format!("dims {:?} do not match its {} values", t.dims, values.len()))),
+    }
+}
+
 fn tensor(name: &str, dims: &[usize], data_type: DataType, raw: Vec<u8>) -> TensorProto {
     TensorProto {
         name: name.into(),
@@ -165,7 +180,7 @@ pub fn quantize_model(
 
     if target == Target::F16 {
         for t in g.initializer.iter_mut() {
-            let Some(v) = float_values(t) else { continue };
+            let Some(v) = shaped_float_values(t, graph)? else { continue };
             if v.len() < 16 {
                 continue;
             }
@@ -196,11 +211,13 @@ pub fn quantize_model(
             _ => usize::MAX,
         };
         let init = n.input.get(weight_idx).and_then(|w| inits.get(w)).map(|&i| &g.initializer[i]);
-        let Some(init) = init.filter(|t| t.dims.len() == 2) else {
+        // Only well-formed two-input, one-output nodes are rewritten; a
+        // malformed one is left for the runtime's load checks to refuse.
+        let Some(init) = init.filter(|t| t.dims.len() == 2 && n.input.len() == 2 && n.output.len() == 1) else {
             nodes.push(n);
             continue;
         };
-        let values = float_values(init).ok_or_else(|| GraphError::Initializer {
+        let values = shaped_float_values(init, graph)?.ok_or_else(|| GraphError::Initializer {
             graph: graph.into(),
             tensor: init.name.clone(),
             what: "expected f32 data".into(),

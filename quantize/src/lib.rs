@@ -5,5 +5,5 @@ pub mod bundle;
 pub mod graph;
 pub mod numeric;
 
-pub use self::bundle::{quantize_bundle, Options, Report};
+pub use self::bundle::{quantize_bundle, Options, Report, REPORT};
 pub use graph::{Int8Form, Target};

@@ -141,3 +141,70 @@ fn a_corrupt_bundle_is_refused_and_nothing_is_written() {
     let err = quantize_bundle(&q, &tmp.path().join("qq"), &options(Target::F16)).unwrap_err().to_string();
     assert!(err.contains("already"), "{err}");
 }
+
+/// The directory's entries, sorted (to see what a run left beside its output).
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_failed_run_leaves_the_previous_output_whole_with_its_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    quantize_bundle(&fixture("tiny-bundle"), &out, &Options { calibration: None, ..options(Target::F16) }).unwrap();
+    let before: Vec<(String, Vec<u8>)> = entries(&out).into_iter().map(|f| (f.clone(), std::fs::read(out.join(&f)).unwrap())).collect();
+    assert!(before.iter().any(|(f, _)| f == quantize::REPORT));
+    // The calibration file fails only after every graph is converted and written.
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"text\": \"好\", \"label\": \"pos\"}\n{\"text\": \"差\"}\n").unwrap();
+    let opts = Options { calibration: Some(bad), ..options(Target::Int8 { form: Int8Form::WeightOnly }) };
+    let err = format!("{:#}", quantize_bundle(&fixture("tiny-bundle"), &out, &opts).unwrap_err());
+    assert!(err.contains("bad.jsonl:2"), "{err}");
+    let after: Vec<(String, Vec<u8>)> = entries(&out).into_iter().map(|f| (f.clone(), std::fs::read(out.join(&f)).unwrap())).collect();
+    assert_eq!(before, after, "the old output is untouched, report included");
+    assert_eq!(entries(tmp.path()), ["bad.jsonl", "out"], "no temporary directory is left");
+}
+
+#[test]
+fn a_kill_at_any_point_leaves_the_old_or_the_new_bundle_whole() {
+    let bin = env!("CARGO_BIN_EXE_quantize");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    // The old bundle at OUT: int8. Each run replaces it with an f16 one and is
+    // killed after a different delay, from before the first write to after the swap.
+    quantize_bundle(&fixture("tiny-bundle"), &out, &Options { calibration: None, ..options(Target::Int8 { form: Int8Form::WeightOnly }) }).unwrap();
+    let run_into = |to: &str, out: &Path| {
+        std::process::Command::new(bin)
+            .args(["--bundle", fixture("tiny-bundle").to_str().unwrap(), "--to", to])
+            .args(["--out", out.to_str().unwrap(), "--calibration", fixture("snownlp-mini/dev.jsonl").to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let run = |to: &str| run_into(to, &out);
+    // How long a whole f16 run (the slower kind) takes here, so the kills
+    // spread from its start to past its end.
+    let started = std::time::Instant::now();
+    assert!(run_into("f16", &tmp.path().join("timing")).wait().unwrap().success());
+    let whole = started.elapsed();
+    std::fs::remove_dir_all(tmp.path().join("timing")).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..16u32 {
+        let mut child = run(if i % 2 == 0 { "f16" } else { "int8" });
+        let delay = whole.mul_f64(1.3 * i as f64 / 15.0);
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let m = Manifest::load(&out).unwrap_or_else(|e| panic!("after a kill at {delay:?} there is no whole bundle at OUT: {e}"));
+        EdgeClassifier::load(&out).unwrap();
+        assert!(out.join(quantize::REPORT).exists(), "the report comes with the bundle");
+        seen.insert(format!("{:?}", m.precision));
+    }
+    // Whatever a kill left beside OUT is cleared by the next run.
+    quantize_bundle(&fixture("tiny-bundle"), &out, &Options { calibration: None, ..options(Target::F16) }).unwrap();
+    assert_eq!(entries(tmp.path()), ["out"]);
+    eprintln!("precisions found at OUT after the kills: {seen:?}");
+}

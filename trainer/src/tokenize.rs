@@ -112,9 +112,18 @@ pub fn build_vocab(texts: &[String], vocab_size: usize, min_frequency: u64) -> R
     Ok(tok)
 }
 
-/// Token ids of one text (with [CLS] and [SEP]).
+/// Token ids of one text (with [CLS] and [SEP]). Where the tokenizer
+/// truncates, the text is cut first (as the edge runtime does), so a
+/// megabyte line costs no more than a short one.
 pub fn encode_ids(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
-    let enc = tok.encode(text, true).map_err(|e| anyhow!("cannot tokenize {text:?}: {e}"))?;
+    let text = match tok.get_truncation() {
+        Some(t) => bundle::text::cut_for_tokenizer(text, t.max_length).0,
+        None => text,
+    };
+    let enc = tok.encode(text, true).map_err(|e| {
+        let start: String = text.chars().take(40).collect();
+        anyhow!("cannot tokenize the text starting {start:?}: {e}")
+    })?;
     Ok(enc.get_ids().to_vec())
 }
 

@@ -124,3 +124,13 @@ fn cli_reports_errors_without_panicking() {
     let e = common::stderr(&out);
     assert!(e.starts_with("error:") && e.contains("config.json") && !e.contains("panicked"), "{e}");
 }
+
+#[test]
+fn a_huge_text_is_cut_before_tokenizing_when_the_tokenizer_truncates() {
+    let mut tok = tokenizers::Tokenizer::from_file(common::minilm_dir().join("tokenizer.json")).unwrap();
+    trainer::tokenize::set_max_len(&mut tok, 64).unwrap();
+    let huge = "the room was clean and the staff were kind. ".repeat(250_000); // 11 MB
+    let ids = trainer::tokenize::encode_ids(&tok, &huge).unwrap();
+    assert_eq!(ids.len(), 64);
+    assert_eq!(ids, trainer::tokenize::encode_ids(&tok, &huge[..4096]).unwrap(), "the cut keeps every token truncation keeps");
+}

@@ -21,9 +21,8 @@ pub fn encode_dataset(model: &SequenceClassifier, path: &Path, max_len: usize) -
     crate::tokenize::set_max_len(&mut tok, max_len)?;
     let ids = examples
         .iter()
-        .map(|e| crate::tokenize::encode_ids(&tok, &e.text))
-        .collect::<Result<Vec<_>>>()
-        .with_context(|| format!("tokenizing {}", path.display()))?;
+        .map(|e| crate::tokenize::encode_ids(&tok, &e.text).with_context(|| format!("{}:{}", path.display(), e.line)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Encoded { ids, labels })
 }
 

@@ -1,0 +1,172 @@
+//! Reading a bundle as untrusted input: each file the manifest lists is read
+//! once, from a regular file inside the bundle directory and within a size
+//! bound, hashed, and handed on as those same bytes — nothing is reopened by
+//! path after its checksum was verified, so a file swapped during the load
+//! cannot slip in.
+
+use crate::atomic;
+use crate::manifest::{limits, sha256_hex, BundleError, Manifest, MANIFEST};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A verified bundle in memory: its manifest and the bytes of every file the
+/// manifest checksums (the graphs, the tokenizer, vocab.txt, ...).
+#[derive(Debug, Clone)]
+pub struct BundleFiles {
+    pub manifest: Manifest,
+    /// Where the bundle came from, for error messages.
+    pub origin: PathBuf,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl BundleFiles {
+    /// Reads the bundle in `dir`: the manifest, then every file it
+    /// checksums, each checked against its sha256.
+    pub fn read(dir: &Path) -> Result<Self, BundleError> {
+        let root = fs::canonicalize(dir).map_err(|error| BundleError::Io { path: dir.to_path_buf(), error })?;
+        let manifest_bytes = read_inside(&root, dir, MANIFEST, limits::MANIFEST_BYTES)?;
+        let manifest = Manifest::parse(&manifest_bytes, &dir.join(MANIFEST))?;
+        let mut files = BTreeMap::new();
+        for name in manifest.sha256.keys() {
+            files.insert(name.clone(), read_inside(&root, dir, name, limits::FILE_BYTES)?);
+        }
+        Self::verified(manifest, files, dir)
+    }
+
+    /// A bundle given as bytes (a download held in memory, a fuzzer's
+    /// input): the same checks as [`BundleFiles::read`], `origin` naming it in errors.
+    pub fn from_memory(manifest_json: &[u8], mut files: BTreeMap<String, Vec<u8>>, origin: &Path) -> Result<Self, BundleError> {
+        if manifest_json.len() as u64 > limits::MANIFEST_BYTES {
+            return Err(too_large(&origin.join(MANIFEST), manifest_json.len() as u64, limits::MANIFEST_BYTES));
+        }
+        let manifest = Manifest::parse(manifest_json, &origin.join(MANIFEST))?;
+        files.retain(|name, _| manifest.sha256.contains_key(name));
+        for name in manifest.sha256.keys() {
+            match files.get(name) {
+                None => {
+                    let error = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file in the bundle");
+                    return Err(BundleError::Io { path: origin.join(name), error });
+                }
+                Some(bytes) if bytes.len() as u64 > limits::FILE_BYTES => {
+                    return Err(too_large(&origin.join(name), bytes.len() as u64, limits::FILE_BYTES))
+                }
+                Some(_) => {}
+            }
+        }
+        Self::verified(manifest, files, origin)
+    }
+
+    fn verified(manifest: Manifest, files: BTreeMap<String, Vec<u8>>, origin: &Path) -> Result<Self, BundleError> {
+        for (name, expected) in &manifest.sha256 {
+            let found = sha256_hex(&files[name]);
+            if &found != expected {
+                return Err(BundleError::Checksum { path: origin.join(name), expected: expected.clone(), found });
+            }
+        }
+        Ok(Self { manifest, origin: origin.to_path_buf(), files })
+    }
+
+    /// The verified bytes of `name`, one of the files the manifest checksums.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).map(Vec::as_slice)
+    }
+
+    /// Where `name` sits, for error messages.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        self.origin.join(name)
+    }
+
+    /// Rewrites the bundle into `dir` from these verified bytes, with the
+    /// manifest changed by `edit` and `reports` (name, bytes) added; other
+    /// files already in `dir` that the manifest does not list (earlier
+    /// reports) are carried over. The new directory is written beside `dir`
+    /// and swapped in whole, so a kill at any point leaves the old bundle or
+    /// the new one at the path.
+    pub fn rewrite(&self, dir: &Path, reports: &[(&str, Vec<u8>)], edit: impl FnOnce(&mut Manifest)) -> Result<Manifest, BundleError> {
+        let mut manifest = self.manifest.clone();
+        edit(&mut manifest);
+        let path = dir.join(MANIFEST);
+        manifest.validate().map_err(|what| BundleError::Inconsistent { path, what })?;
+        for (name, _) in reports {
+            crate::manifest::check_file_name(name)
+                .map_err(|what| BundleError::Unsafe { path: dir.to_path_buf(), what: format!("report {what}") })?;
+        }
+        let carried = unlisted_regular_files(dir, &manifest, reports)?;
+        atomic::replace_dir(dir, |tmp| -> Result<(), BundleError> {
+            let listed = self.files.iter().map(|(n, b)| (n.as_str(), b.as_slice()));
+            let reports = reports.iter().map(|(n, b)| (*n, b.as_slice()));
+            let carried = carried.iter().map(|(n, b)| (n.as_str(), b.as_slice()));
+            for (name, bytes) in listed.chain(reports).chain(carried) {
+                let path = tmp.join(name);
+                fs::write(&path, bytes).map_err(|error| BundleError::Io { path, error })?;
+            }
+            Ok(atomic::write_json(&tmp.join(MANIFEST), &manifest)?)
+        })?;
+        Ok(manifest)
+    }
+}
+
+/// Regular files of `dir` that neither the manifest nor `reports` name
+/// (small reports written by earlier stages), with their bytes.
+fn unlisted_regular_files(dir: &Path, m: &Manifest, reports: &[(&str, Vec<u8>)]) -> Result<Vec<(String, Vec<u8>)>, BundleError> {
+    let root = fs::canonicalize(dir).map_err(|error| BundleError::Io { path: dir.to_path_buf(), error })?;
+    let entries = fs::read_dir(&root).map_err(|error| BundleError::Io { path: dir.to_path_buf(), error })?;
+    let mut carried = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        let listed = name == MANIFEST || m.sha256.contains_key(&name) || reports.iter().any(|(r, _)| *r == name);
+        if listed || crate::manifest::check_file_name(&name).is_err() || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        carried.push((name.clone(), read_inside(&root, dir, &name, limits::MANIFEST_BYTES)?));
+    }
+    Ok(carried)
+}
+
+fn too_large(path: &Path, size: u64, limit: u64) -> BundleError {
+    BundleError::Unsafe { path: path.to_path_buf(), what: format!("{size} bytes, over the {limit}-byte limit") }
+}
+
+/// Reads `name` from the bundle whose canonical directory is `root` (`dir` as
+/// the user gave it, for messages): the name must resolve inside `root`
+/// (a link may point elsewhere in the bundle, not out of it), to a regular
+/// file of at most `limit` bytes. Opened without blocking, so a FIFO put in
+/// a file's place cannot hang the load, and checked on the open handle, so
+/// what is checked is what is read.
+fn read_inside(root: &Path, dir: &Path, name: &str, limit: u64) -> Result<Vec<u8>, BundleError> {
+    let shown = dir.join(name);
+    let refused = |what: &str| BundleError::Unsafe { path: shown.clone(), what: what.to_string() };
+    let io = |error| BundleError::Io { path: shown.clone(), error };
+    let real = fs::canonicalize(root.join(name)).map_err(io)?;
+    if real.parent() != Some(root) {
+        return Err(refused("resolves outside the bundle directory"));
+    }
+    let mut file = open_no_block(&real).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(refused("not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(too_large(&shown, meta.len(), limit));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The size can change between the check and the read: bound the read too.
+    (&mut file).take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(&shown, bytes.len() as u64, limit));
+    }
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn open_no_block(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_no_block(path: &Path) -> std::io::Result<fs::File> {
+    fs::File::open(path)
+}
