@@ -1,27 +1,46 @@
 #!/usr/bin/env bash
-# Our runtime next to onnxruntime on the same bundle graphs, the same texts,
-# batch 1, in one run: full depth in both (1 and 2 threads), plus our early-exit
-# policies. Rounds alternate the two runtimes so machine noise hits both.
+# Our runtime next to onnxruntime on the same model, the same texts, in one
+# run: onnxruntime on the bundle merged into one full-depth graph (its
+# strongest setup: it optimizes and fuses across the whole model) and segment
+# by segment, both at full depth; ours at full depth and under each
+# early-exit policy. At batch 1 with 1 and 2 threads, and at batch 8 with 1
+# thread. Rounds alternate the runtimes so machine noise hits all of them.
 #
 #   scripts/bench-vs-onnxruntime.sh BUNDLE DATA.jsonl OUT_DIR [ROUNDS]
 #
-# Writes OUT_DIR/ort-tT-rR.json, OUT_DIR/ours-tT-rR/report.{json,md,svg} and
-# OUT_DIR/summary.{json,md}. Needs .venv-tools (scripts/setup-test-env.sh).
+# Writes OUT_DIR/merged.onnx (checked to give our logits), the per-run JSON,
+# and OUT_DIR/summary.{json,md}. Needs .venv-tools (scripts/setup-test-env.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bundle="$1"; data="$2"; out="$3"; rounds="${4:-2}"
 E="${EDGE_RUNTIME_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/edge-runtime}"
-PY="$root/.venv-tools/bin/python"
+PY="${PYTHON:-$root/.venv-tools/bin/python}"
 [ -x "$E" ] || (cd "$root" && cargo build --release --workspace)
 [ -x "$PY" ] || "$root/scripts/setup-test-env.sh"
 mkdir -p "$out"
 "$E" tokenize --bundle "$bundle" --data "$data" > "$out/ids.jsonl"
+"$PY" "$root/scripts/merge_bundle_onnx.py" "$bundle" "$out/merged.onnx"
+# The merged graph must compute what we compute.
+"$PY" "$root/scripts/ort_bench.py" "$bundle" "$out/ids.jsonl" --one-graph "$out/merged.onnx" --logits "$out/merged-logits.jsonl" > /dev/null
+"$PY" -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" "$data" \
+  | "$E" classify --bundle "$bundle" --full --with-logits > "$out/ours-logits.jsonl"
+"$PY" - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+a = [json.loads(l) for l in open(f"{out}/merged-logits.jsonl")]
+b = [json.loads(l)["logits"] for l in open(f"{out}/ours-logits.jsonl")]
+d = max(abs(x - y) for r, s in zip(a, b) for x, y in zip(r, s))
+json.dump({"texts": len(a), "max_abs_logit_difference": d}, open(f"{out}/merged-parity.json", "w"))
+print(f"merged graph vs edge-runtime: {len(a)} texts, max |Δlogit| {d:.2e}", file=sys.stderr)
+assert len(a) == len(b) and d < 1e-4, "the merged graph does not compute the bundle's logits"
+PY
 for r in $(seq 1 "$rounds"); do
-  for t in 1 2; do
-    echo "round $r, $t thread(s): onnxruntime" >&2
-    "$PY" "$root/scripts/ort_bench.py" "$bundle" "$out/ids.jsonl" --threads "$t" > "$out/ort-t$t-r$r.json"
-    echo "round $r, $t thread(s): edge-runtime" >&2
-    "$E" --threads "$t" bench --bundle "$bundle" --data "$data" --out "$out/ours-t$t-r$r" > /dev/null
+  for cfg in "1 1" "2 1" "1 8"; do
+    set -- $cfg; t=$1; b=$2
+    echo "round $r, $t thread(s), batch $b" >&2
+    "$PY" "$root/scripts/ort_bench.py" "$bundle" "$out/ids.jsonl" --threads "$t" --batch "$b" --one-graph "$out/merged.onnx" > "$out/ort-one-t$t-b$b-r$r.json"
+    "$PY" "$root/scripts/ort_bench.py" "$bundle" "$out/ids.jsonl" --threads "$t" --batch "$b" > "$out/ort-seg-t$t-b$b-r$r.json"
+    "$E" --threads "$t" bench --bundle "$bundle" --data "$data" --batch-size "$b" --out "$out/ours-t$t-b$b-r$r" > /dev/null
   done
 done
 "$PY" "$root/scripts/summarize_vs_ort.py" "$out" "$rounds"

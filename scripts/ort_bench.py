@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Latency of a bundle at full depth in onnxruntime, batch 1: embeddings ->
-every layer -> the last exit, the same graphs and token ids the edge runtime
-runs. Prints one JSON object (per-text wall times summarised in ms).
+"""Latency of a bundle at full depth in onnxruntime: embeddings -> every
+layer -> the last exit, the same graphs and token ids the edge runtime runs,
+either segment by segment (a session per graph) or, with --one-graph, as one
+merged graph (scripts/merge_bundle_onnx.py), which onnxruntime optimizes as a
+whole — what a user who exports the full model gets. Prints one JSON object
+(per-text wall times summarised in ms; at --batch N, a batch's time / N).
 
-  ort_bench.py BUNDLE IDS.jsonl --threads 1 [--warmup 20]
+  ort_bench.py BUNDLE IDS.jsonl --threads 1 [--batch 8] [--one-graph MERGED.onnx] [--warmup 20]
 
 IDS.jsonl comes from `edge-runtime tokenize --bundle BUNDLE --data F.jsonl`.
 """
@@ -22,6 +25,9 @@ def main() -> None:
     ap.add_argument("ids", type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--one-graph", type=Path, help="the bundle merged into one graph")
+    ap.add_argument("--logits", type=Path, help="also write each text's logits (JSON lines) here")
     a = ap.parse_args()
     m = json.loads((a.bundle / "manifest.json").read_text())
     opts = ort.SessionOptions()
@@ -30,36 +36,60 @@ def main() -> None:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
-    def load(f):
-        s = ort.InferenceSession(str(a.bundle / f), opts, providers=["CPUExecutionProvider"])
-        return s, [i.name for i in s.get_inputs()]
-
-    emb = load(m["embeddings"])
-    layers = [load(f) for f in m["layers"]]
-    last = load(m["exits"][-1])
-    rows = [json.loads(l)["ids"] for l in a.ids.read_text().splitlines() if l.strip()]
+    def load(path):
+        t = time.perf_counter()
+        s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return s, [i.name for i in s.get_inputs()], time.perf_counter() - t
 
     def run(s, feeds):
         return s[0].run(None, dict(zip(s[1], feeds)))[0]
 
-    def classify(r):
-        ids = np.asarray([r], dtype=np.int64)
-        mask = np.ones_like(ids)
-        h = run(emb, [ids])
-        for l in layers:
-            h = run(l, [h, mask])
-        return run(last, [h, mask])
+    if a.one_graph:
+        whole = load(a.one_graph)
+        session_ms = whole[2] * 1e3
 
-    for r in rows[: a.warmup]:
-        classify(r)
-    ms = []
-    for r in rows:
+        def forward(ids, mask):
+            return run(whole, [ids, mask])
+    else:
+        emb = load(a.bundle / m["embeddings"])
+        layers = [load(a.bundle / f) for f in m["layers"]]
+        last = load(a.bundle / m["exits"][-1])
+        session_ms = (emb[2] + sum(l[2] for l in layers) + last[2]) * 1e3
+
+        def forward(ids, mask):
+            h = run(emb, [ids])
+            for l in layers:
+                h = run(l, [h, mask])
+            return run(last, [h, mask])
+
+    rows = [json.loads(l)["ids"] for l in a.ids.read_text().splitlines() if l.strip()]
+    batches = [rows[i : i + a.batch] for i in range(0, len(rows), a.batch)]
+
+    def classify(batch):
+        width = max(len(r) for r in batch)
+        ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for i, r in enumerate(batch):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return forward(ids, mask)
+
+    for b in batches[: max(1, a.warmup // a.batch)]:
+        classify(b)
+    ms, logits = [], []
+    for b in batches:
         t = time.perf_counter()
-        classify(r)
-        ms.append((time.perf_counter() - t) * 1e3)
+        out = classify(b)
+        dt = (time.perf_counter() - t) * 1e3
+        ms.extend([dt / len(b)] * len(b))
+        logits.extend(out.tolist())
+    if a.logits:
+        a.logits.write_text("".join(json.dumps(l) + "\n" for l in logits))
     s = sorted(ms)
     pick = lambda p: s[min(len(s), max(1, int(np.ceil(p / 100 * len(s))))) - 1]
-    print(json.dumps({"runtime": f"onnxruntime {ort.__version__}", "threads": a.threads, "n": len(ms),
+    print(json.dumps({"runtime": f"onnxruntime {ort.__version__}", "threads": a.threads, "batch": a.batch,
+                      "graph": "one merged graph" if a.one_graph else "one session per segment",
+                      "session_create_ms": session_ms, "n": len(ms),
                       "mean_ms": float(np.mean(ms)), "p50_ms": pick(50), "p90_ms": pick(90), "p99_ms": pick(99)}))
 
 

@@ -11,7 +11,10 @@ case "${1:-}" in
 esac
 "$root/targets/setup.sh" "$1"
 cd "$root"
-cargo build --profile edge -p edge-runtime --bin edge-runtime --target "$triple"
+# The board binary: the CLI with bench and calibrate, without the SVG plots
+# (plotters) and the matrix thread pool (rayon); `FEATURES` overrides.
+cargo build --profile edge -p edge-runtime --bin edge-runtime --target "$triple" \
+  --no-default-features --features "${FEATURES:-cli,tools}"
 out="$root/targets/out/$triple"
 mkdir -p "$out"
 cp "${CARGO_TARGET_DIR:-$root/target}/$triple/edge/edge-runtime" "$out/edge-runtime"

@@ -263,11 +263,13 @@ pub fn markdown(r: &BenchReport) -> String {
     s
 }
 
-/// Writes `report.json`, `report.md`, `speed-accuracy.svg` and
-/// `latency-per-exit-layer.svg` into `dir` (each file atomically).
+/// Writes `report.json`, `report.md` and (with the `plots` feature, not in
+/// the board build) `speed-accuracy.svg` and `latency-per-exit-layer.svg`
+/// into `dir` (each file atomically).
 pub fn write_report(r: &BenchReport, dir: &Path) -> anyhow::Result<()> {
     atomic::write_json(&dir.join("report.json"), r)?;
     atomic::write(&dir.join("report.md"), markdown(r).as_bytes())?;
+    #[cfg(feature = "plots")]
     for (name, plot) in [
         ("speed-accuracy.svg", crate::plots::speed_accuracy as fn(&BenchReport, &Path) -> _),
         ("latency-per-exit-layer.svg", crate::plots::latency_per_exit_layer),

@@ -12,7 +12,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod checks;
 pub mod kernels;
-#[cfg(feature = "tools")]
+#[cfg(feature = "plots")]
 mod plots;
 pub mod runtime;
 

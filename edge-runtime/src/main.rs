@@ -166,7 +166,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    set_threads(cli.threads);
+    set_threads(cli.threads)?;
     let Some(command) = cli.command else {
         // Written, not print!ed: `--version --verbose | head` closes the pipe early.
         let mut out = std::io::stdout().lock();

@@ -96,9 +96,19 @@ pub struct EdgeClassifier {
 }
 
 /// Runs tract's matrix products on `n` threads (1: the calling thread only).
-pub fn set_threads(n: usize) {
-    use tract_linalg::multithread::{set_default_executor, Executor};
-    set_default_executor(if n > 1 { Executor::multithread(n) } else { Executor::SingleThread });
+/// Without the `multithread` feature only 1 is possible.
+pub fn set_threads(n: usize) -> Result<(), RuntimeError> {
+    #[cfg(feature = "multithread")]
+    {
+        use tract_linalg::multithread::{set_default_executor, Executor};
+        set_default_executor(if n > 1 { Executor::multithread(n) } else { Executor::SingleThread });
+        Ok(())
+    }
+    #[cfg(not(feature = "multithread"))]
+    match n {
+        1 => Ok(()),
+        _ => Err(RuntimeError::Input(format!("--threads {n}: this build runs on one thread (built without the `multithread` feature)"))),
+    }
 }
 
 /// A graph parsed from its verified bytes into a typed model (not yet optimized).
@@ -195,11 +205,18 @@ impl EdgeClassifier {
         Ok(model)
     }
 
-    /// One sample of `max_seq_len` tokens through every segment: the
-    /// position table is long enough, and each output feeds the next input.
+    /// The embeddings of one sample of `max_seq_len` tokens (the position
+    /// table is long enough), then a short sample through every segment
+    /// (each output feeds the next input, each exit gives one logit per
+    /// label). Short, because a layer's cost grows with the length and its
+    /// shapes do not depend on it.
     fn dry_run(&self) -> Result<(), RuntimeError> {
-        let ids = vec![0u32; self.manifest.max_seq_len];
-        let logits = self.all_exit_logits(&[ids])?;
+        let (ids, _) = padded_inputs(&[vec![0u32; self.manifest.max_seq_len]]).map_err(|e| RuntimeError::Input(format!("{e}")))?;
+        let hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0);
+        if hidden.shape() != [1, self.manifest.max_seq_len, self.manifest.hidden_size] {
+            return Err(RuntimeError::Input(format!("the embeddings are {:?}", hidden.shape())));
+        }
+        let logits = self.all_exit_logits(&[vec![0u32; 3]])?;
         let widths_ok = logits.iter().flatten().all(|l| l.len() == 1 && l[0].len() == self.manifest.labels.len());
         if !widths_ok {
             return Err(RuntimeError::Input("an exit gave logits of the wrong shape".into()));

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 macro_rules! fixture {
-    ($($name:literal),*) => { [$(($name, &include_bytes!(concat!("../../tests/fixtures/tiny-bundle/", $name))[..])),*] };
+    ($($name:literal),*) => { [$(($name, include_bytes!(concat!("../../tests/fixtures/tiny-bundle/", $name)) as &[u8])),*] };
 }
 
 const FILES: [(&str, &[u8]); 8] = fixture!(
