@@ -6,8 +6,9 @@
 #   RUNS=1000000 [MAX_TIME=seconds] scripts/fuzz.sh [manifest bundle_load classify_text]
 # Built like the shipped binary (release, no debug assertions: -O), without a
 # sanitizer (safe Rust; the aim is panics, hangs and runaway memory).
-# Seeds come from the tiny fixture bundle; each run's log goes to
-# docs/logs/fuzz/<target>.log and a crash to fuzz/artifacts/<target>/.
+# Seeds come from the tiny fixture bundle. Each run's full log goes to
+# fuzz/logs/<target>.log, its start and end (with libFuzzer's final stats)
+# to docs/logs/fuzz/<target>.log, and a crash to fuzz/artifacts/<target>/.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -17,7 +18,7 @@ targets=("$@")
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 fix=tests/fixtures/tiny-bundle
-mkdir -p fuzz/corpus/manifest fuzz/corpus/bundle_load fuzz/corpus/classify_text docs/logs/fuzz
+mkdir -p fuzz/corpus/manifest fuzz/corpus/bundle_load fuzz/corpus/classify_text fuzz/logs docs/logs/fuzz
 cp $fix/manifest.json fuzz/corpus/manifest/fixture
 i=0
 for f in manifest.json embeddings.onnx layer_00.onnx layer_01.onnx exit_01.onnx exit_02.onnx tokenizer.json vocab.txt; do
@@ -35,6 +36,8 @@ for t in "${targets[@]}"; do
   echo "fuzzing $t for $runs runs"
   cargo +nightly fuzz run -O -s none "$t" "corpus/$t" -- -runs="$runs" ${MAX_TIME:+-max_total_time=$MAX_TIME} \
     -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    > "$root/docs/logs/fuzz/$t.log" 2>&1 || { echo "$t: a finding, see docs/logs/fuzz/$t.log and fuzz/artifacts/$t/"; exit 1; }
-  grep -E "^Done|stat::number_of_executed_units|stat::peak_rss_mb" "$root/docs/logs/fuzz/$t.log"
+    > "logs/$t.log" 2>&1 && found=0 || found=1
+  { head -n 15 "logs/$t.log"; echo "[... $(wc -l < "logs/$t.log") lines in all ...]"; tail -n 40 "logs/$t.log"; } > "$root/docs/logs/fuzz/$t.log"
+  [ $found = 0 ] || { echo "$t: a finding, see docs/logs/fuzz/$t.log and fuzz/artifacts/$t/"; exit 1; }
+  grep -E "^Done|stat::number_of_executed_units|stat::peak_rss_mb" "logs/$t.log"
 done

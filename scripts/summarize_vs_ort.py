@@ -36,6 +36,13 @@ for t, b in ((1, 1), (2, 1), (1, 8)):
         md.append(f"| {t} | {b} | {name} | {p['accuracy']*100:.2f} | {p['accuracy_change_pts']:+.2f} | {p['mean_layers']:.2f} | "
                   f"{row['ours_ms']:.3f} | {row['ort_one_graph_ms']:.3f} | {row['ort_per_segment_ms']:.3f} | "
                   f"{row['ratio_vs_one_graph']:.2f}× | {1/row['ratio_vs_one_graph']:.2f}× |")
+# Cold start: our bundle load (read, verify, parse, check, optimize) against
+# onnxruntime's session creation for the merged graph and for the segments.
+load = {"edge_runtime_load_ms": mean([json.loads((out / f"ours-t1-b1-r{r}" / "report.json").read_text())["load_ms"] for r in range(1, rounds + 1)]),
+        "ort_one_graph_session_ms": mean([json.loads((out / f"ort-one-t1-b1-r{r}.json").read_text())["session_create_ms"] for r in range(1, rounds + 1)]),
+        "ort_per_segment_sessions_ms": mean([json.loads((out / f"ort-seg-t1-b1-r{r}.json").read_text())["session_create_ms"] for r in range(1, rounds + 1)])}
+md += ["", "| load | ms |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in load.items()]
+rows.append({"load": load})
 (out / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
 (out / "summary.md").write_text("\n".join(md) + "\n")
 print("\n".join(md))

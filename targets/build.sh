@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the stripped, size- and speed-optimised edge-runtime for a Pi class board.
 #   targets/build.sh aarch64|armv7        → targets/out/<triple>/edge-runtime
-# Profile `edge` (Cargo.toml): release + fat LTO, one codegen unit, stripped.
+# Profile `edge` (Cargo.toml): release + fat LTO, one codegen unit, stripped;
+# PROFILE=edge-small also optimises the non-kernel code for size.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 case "${1:-}" in
@@ -13,9 +14,10 @@ esac
 cd "$root"
 # The board binary: the CLI with bench and calibrate, without the SVG plots
 # (plotters) and the matrix thread pool (rayon); `FEATURES` overrides.
-cargo build --profile edge -p edge-runtime --bin edge-runtime --target "$triple" \
+profile="${PROFILE:-edge}"
+cargo build --profile "$profile" -p edge-runtime --bin edge-runtime --target "$triple" \
   --no-default-features --features "${FEATURES:-cli,tools}"
 out="$root/targets/out/$triple"
 mkdir -p "$out"
-cp "${CARGO_TARGET_DIR:-$root/target}/$triple/edge/edge-runtime" "$out/edge-runtime"
+cp "${CARGO_TARGET_DIR:-$root/target}/$triple/$profile/edge-runtime" "$out/edge-runtime"
 echo "$out/edge-runtime: $(stat -c %s "$out/edge-runtime") bytes ($(file -b "$out/edge-runtime" | cut -d, -f1-2))"

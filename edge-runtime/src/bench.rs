@@ -69,6 +69,9 @@ pub struct BenchReport {
     pub threads: usize,
     pub machine: String,
     pub runtime: String,
+    /// Wall time of loading the bundle (read, verify, parse, check, optimize),
+    /// when the caller timed it.
+    pub load_ms: Option<f64>,
     /// Wall time per call of each segment: embeddings, then layer k with its
     /// exit classifier (if any), from a pass that runs every exit.
     pub segment_latency: Vec<Latency>,
@@ -201,6 +204,7 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
         threads: opts.threads,
         machine: machine_description(),
         runtime: format!("edge-runtime {} (tract-onnx 0.23)", env!("CARGO_PKG_VERSION")),
+        load_ms: None,
         segment_latency,
         cost_to_exit_after_layer_ms,
         exits_at_layer: pooled.iter().map(|v| Latency::of(v)).collect(),

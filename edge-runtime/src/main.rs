@@ -193,7 +193,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit, full_only } => {
+            let started = std::time::Instant::now();
             let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
+            let load_ms = started.elapsed().as_secs_f64() * 1e3;
             let mut policies = Vec::new();
             let branches = model.manifest.exits.iter().flatten().count() > 1;
             if !full_only && branches {
@@ -204,7 +206,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             let on_progress = Some(Box::new(progress_bar()) as Box<dyn Fn(Progress)>);
             let opts = BenchOptions { policies, batch_size, warmup, limit, threads: cli.threads, on_progress };
-            let report = bench(&model, &bundle, &data, &opts)?;
+            let mut report = bench(&model, &bundle, &data, &opts)?;
+            report.load_ms = Some(load_ms);
             write_report(&report, &out)?;
             write!(std::io::stdout().lock(), "{}", markdown(&report))?;
             eprintln!("report written to {}", out.display());
