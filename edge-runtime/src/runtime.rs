@@ -117,7 +117,8 @@ fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes) -> R
     let graph = |error| RuntimeError::Graph { path: path.clone(), error };
     let bytes = bundle.bytes(file).ok_or_else(|| RuntimeError::Mismatch { path: path.clone(), what: "not among the checksummed files".into() })?;
     let onnx = tract_onnx::onnx();
-    let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(graph)?;
+    // Decoded from the verified bytes in place (tract's reader would copy them first).
+    let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| graph(e.into()))?;
     checks::graph_proto(&proto).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
     weights.add(&proto);
     onnx.model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph)
@@ -387,11 +388,16 @@ fn load_tokenizer(bundle: &BundleFiles) -> Result<tokenizers::Tokenizer, Runtime
     let path = bundle.path_of(&m.tokenizer).display().to_string();
     let fail = |message: String| RuntimeError::Tokenizer { path: path.clone(), message };
     let bytes = bundle.bytes(&m.tokenizer).ok_or_else(|| fail("not among the checksummed files".into()))?;
-    // Parsed as JSON first: tokenizers' own streaming parser panics (instead
-    // of failing) on some malformed documents; from a parsed value it cannot.
-    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| fail(e.to_string()))?;
-    checks::tokenizer_json(&json).map_err(fail)?;
-    let mut tokenizer: tokenizers::Tokenizer = serde_json::from_value(json).map_err(|e| fail(e.to_string()))?;
+    // The whole document is checked to be JSON first: tokenizers' own parser
+    // panics (instead of failing) on a syntax error inside some components;
+    // on well-formed JSON it cannot reach that path.
+    #[derive(serde::Deserialize)]
+    struct Head {
+        normalizer: Option<serde_json::Value>,
+    }
+    let head: Head = serde_json::from_slice(bytes).map_err(|e| fail(e.to_string()))?;
+    checks::tokenizer_normalizer(head.normalizer.as_ref()).map_err(fail)?;
+    let mut tokenizer = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| fail(e.to_string()))?;
     tokenizer.with_padding(None);
     let trunc = tokenizers::TruncationParams { max_length: m.max_seq_len, ..Default::default() };
     tokenizer.with_truncation(Some(trunc)).map_err(|e| fail(e.to_string()))?;
