@@ -4,7 +4,6 @@
 //! path after its checksum was verified, so a file swapped during the load
 //! cannot slip in.
 
-use crate::atomic;
 use crate::manifest::{limits, sha256_hex, BundleError, Manifest, MANIFEST};
 use std::collections::BTreeMap;
 use std::fs;
@@ -87,24 +86,20 @@ impl BundleFiles {
     pub fn rewrite(&self, dir: &Path, reports: &[(&str, Vec<u8>)], edit: impl FnOnce(&mut Manifest)) -> Result<Manifest, BundleError> {
         let mut manifest = self.manifest.clone();
         edit(&mut manifest);
-        let path = dir.join(MANIFEST);
-        manifest.validate().map_err(|what| BundleError::Inconsistent { path, what })?;
         for (name, _) in reports {
             crate::manifest::check_file_name(name)
                 .map_err(|what| BundleError::Unsafe { path: dir.to_path_buf(), what: format!("report {what}") })?;
         }
         let carried = unlisted_regular_files(dir, &manifest, reports)?;
-        atomic::replace_dir(dir, |tmp| -> Result<(), BundleError> {
-            let listed = self.files.iter().map(|(n, b)| (n.as_str(), b.as_slice()));
+        let listed: Vec<(&str, &[u8])> = self.files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        crate::manifest::write_bundle_with(dir, manifest, &listed, |tmp| -> Result<(), BundleError> {
             let reports = reports.iter().map(|(n, b)| (*n, b.as_slice()));
-            let carried = carried.iter().map(|(n, b)| (n.as_str(), b.as_slice()));
-            for (name, bytes) in listed.chain(reports).chain(carried) {
+            for (name, bytes) in reports.chain(carried.iter().map(|(n, b)| (n.as_str(), b.as_slice()))) {
                 let path = tmp.join(name);
                 fs::write(&path, bytes).map_err(|error| BundleError::Io { path, error })?;
             }
-            Ok(atomic::write_json(&tmp.join(MANIFEST), &manifest)?)
-        })?;
-        Ok(manifest)
+            Ok(())
+        })
     }
 }
 

@@ -235,15 +235,15 @@ pub fn write_bundle(dir: &Path, manifest: Manifest, files: &[(String, Vec<u8>)])
 pub fn write_bundle_with<E: From<BundleError> + From<FileError>>(
     dir: &Path,
     mut manifest: Manifest,
-    files: &[(String, Vec<u8>)],
+    files: &[(impl AsRef<str>, impl AsRef<[u8]>)],
     extra: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<Manifest, E> {
-    manifest.sha256 = files.iter().map(|(file, bytes)| (file.clone(), sha256_hex(bytes))).collect();
+    manifest.sha256 = files.iter().map(|(file, bytes)| (file.as_ref().to_string(), sha256_hex(bytes.as_ref()))).collect();
     let path = dir.join(MANIFEST);
     manifest.validate().map_err(|what| BundleError::Inconsistent { path, what })?;
     atomic::replace_dir(dir, |tmp| -> Result<(), E> {
         for (file, bytes) in files {
-            let path = tmp.join(file);
+            let path = tmp.join(file.as_ref());
             std::fs::write(&path, bytes).map_err(io(&path))?;
         }
         atomic::write_json(&tmp.join(MANIFEST), &manifest)?;
@@ -255,9 +255,9 @@ pub fn write_bundle_with<E: From<BundleError> + From<FileError>>(
 /// Replaces the bundle's default exit policy (what `classify` uses without a
 /// policy flag), recording why in the provenance, and adds `reports` (name,
 /// bytes) beside it; the bundle is rewritten whole (see [`BundleFiles::rewrite`]).
+/// A policy the bundle's exits cannot run is refused by the manifest's checks.
 pub fn set_default_policy(dir: &Path, policy: ExitPolicy, why: &str, reports: &[(&str, Vec<u8>)]) -> Result<Manifest, BundleError> {
     let bundle = BundleFiles::read(dir)?;
-    policy.check(bundle.manifest.exit_count()).map_err(|what| BundleError::Inconsistent { path: dir.join(MANIFEST), what })?;
     bundle.rewrite(dir, reports, |m| {
         m.default_policy = policy;
         m.provenance.insert("default_policy".into(), why.to_string());

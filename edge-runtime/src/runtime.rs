@@ -212,7 +212,7 @@ impl EdgeClassifier {
     /// label). Short, because a layer's cost grows with the length and its
     /// shapes do not depend on it.
     fn dry_run(&self) -> Result<(), RuntimeError> {
-        let (ids, _) = padded_inputs(&[vec![0u32; self.manifest.max_seq_len]]).map_err(|e| RuntimeError::Input(format!("{e}")))?;
+        let (ids, _) = self.inputs(&[vec![0u32; self.manifest.max_seq_len]])?;
         let hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0);
         if hidden.shape() != [1, self.manifest.max_seq_len, self.manifest.hidden_size] {
             return Err(RuntimeError::Input(format!("the embeddings are {:?}", hidden.shape())));
@@ -287,8 +287,7 @@ impl EdgeClassifier {
             return Ok(Vec::new());
         }
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
-        self.check_ids(batch)?;
-        let (ids, mut mask) = padded_inputs(batch).map_err(to_run)?;
+        let (ids, mut mask) = self.inputs(batch)?;
         let t0 = Instant::now();
         let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
         let mut latencies = vec![vec![t0.elapsed()]; batch.len()];
@@ -350,8 +349,7 @@ impl EdgeClassifier {
     /// where a layer has no exit.
     pub fn all_exit_logits(&self, batch: &[Vec<u32>]) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
-        self.check_ids(batch)?;
-        let (ids, mask) = padded_inputs(batch).map_err(to_run)?;
+        let (ids, mask) = self.inputs(batch)?;
         let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
         let mut out = Vec::new();
         for (layer, plan) in self.layers.iter().enumerate() {
@@ -405,10 +403,11 @@ fn load_tokenizer(bundle: &BundleFiles) -> Result<tokenizers::Tokenizer, Runtime
 }
 
 impl EdgeClassifier {
-    /// Ids from outside the tokenizer (`classify_ids` is public) are checked
-    /// too: an id past the embedding table or a row past max_seq_len is an
-    /// error, not an out-of-bounds read in the graph.
-    fn check_ids(&self, batch: &[Vec<u32>]) -> Result<(), RuntimeError> {
+    /// The graphs' inputs for a batch (see [`padded_inputs`]). Ids from
+    /// outside the tokenizer (`classify_ids` is public) are checked too: an
+    /// id past the embedding table or a row past max_seq_len is an error,
+    /// not an out-of-bounds read in the graph.
+    fn inputs(&self, batch: &[Vec<u32>]) -> Result<(Tensor, Tensor), RuntimeError> {
         for (i, row) in batch.iter().enumerate() {
             if row.is_empty() || row.len() > self.manifest.max_seq_len {
                 return Err(RuntimeError::Input(format!("sample {i} has {} tokens; 1..={} fit", row.len(), self.manifest.max_seq_len)));
@@ -417,7 +416,7 @@ impl EdgeClassifier {
                 return Err(RuntimeError::Input(format!("sample {i} has token id {id}; the embedding table has {} rows", self.vocab_rows)));
             }
         }
-        Ok(())
+        padded_inputs(batch).map_err(|error| RuntimeError::Run { segment: "input".into(), error })
     }
 }
 
@@ -469,7 +468,6 @@ impl EdgeClassifier {
     /// slowest first, with how many times each ran.
     pub fn profile_ops(&self, batch: &[Vec<u32>], by_node: bool) -> Result<Vec<(String, Duration, usize)>, RuntimeError> {
         use std::collections::HashMap;
-        let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
         let mut by_op: HashMap<String, (Duration, usize)> = HashMap::new();
         let mut timed = |seg: &Segment, inputs: TVec<TValue>| -> Result<TVec<TValue>, RuntimeError> {
             let mut state = seg.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -486,8 +484,7 @@ impl EdgeClassifier {
                 .map_err(|error| RuntimeError::Run { segment: "profile".into(), error })
         };
         for row in batch {
-            self.check_ids(std::slice::from_ref(row))?;
-            let (ids, mask) = padded_inputs(std::slice::from_ref(row)).map_err(to_run)?;
+            let (ids, mask) = self.inputs(std::slice::from_ref(row))?;
             let mut hidden = timed(&self.embeddings, tvec!(ids.into_tvalue()))?.remove(0);
             for (layer, exit) in self.layers.iter().zip(&self.exits) {
                 hidden = timed(layer, tvec!(hidden, mask.clone().into_tvalue()))?.remove(0);

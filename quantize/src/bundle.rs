@@ -150,7 +150,7 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
         // f16 bundles are compared twice: widened to f32 at load, and computing in f16.
         let computes: &[Compute] = if opts.target == Target::F16 { &[Compute::F32, Compute::F16] } else { &[Compute::F32] };
         if let Some(data) = &opts.calibration {
-            let mut comparisons = compare(input, tmp, data, computes)?.into_iter();
+            let mut comparisons = compare(&source, tmp, data, computes)?.into_iter();
             (report.comparison, report.comparison_f16_compute) = (comparisons.next(), comparisons.next());
         }
         // The report sits beside the graphs; the runtime reads only what the manifest lists.
@@ -161,8 +161,9 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
 
 /// Runs both bundles on labelled texts at every exit, the quantized one once
 /// per entry of `computes` (the f32 reference runs once).
-pub fn compare(f32_bundle: &Path, quantized: &Path, data: &Path, computes: &[Compute]) -> Result<Vec<Comparison>> {
-    let a = EdgeClassifier::load_with(f32_bundle, Compute::F32)?;
+/// The f32 side is the bundle already read and verified, not read again.
+pub fn compare(f32_bundle: &BundleFiles, quantized: &Path, data: &Path, computes: &[Compute]) -> Result<Vec<Comparison>> {
+    let a = EdgeClassifier::from_bundle(f32_bundle, Compute::F32)?;
     let examples = read_dataset(data)?;
     let gold = label_indices(&examples, &a.manifest.labels, data)?;
     let ids: Vec<Vec<u32>> = a.tokenize_lines(data, examples.iter().map(|e| (e.line, e.text.as_str())))?.into_iter().map(|t| t.0).collect();
