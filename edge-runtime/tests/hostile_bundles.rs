@@ -154,3 +154,32 @@ fn a_graph_swapped_during_the_load_is_never_used() {
     swapper.join().unwrap();
     assert_eq!(loaded + refused, 40);
 }
+
+#[test]
+fn a_tokenizer_whose_parser_would_panic_is_refused() {
+    let e = refused(|_, files| {
+        let mut t: serde_json::Value = serde_json::from_slice(&files["tokenizer.json"]).unwrap();
+        t["normalizer"] = serde_json::json!({"type": "Precompiled", "precompiled_charsmap": "not a charsmap"});
+        files.insert("tokenizer.json".into(), t.to_string().into_bytes());
+    });
+    assert!(e.contains("tokenizer.json") && e.contains("Precompiled normalizer"), "{e}");
+    let e = refused(|_, files| {
+        // Malformed JSON inside the decoder: tokenizers 0.22 panics on this itself.
+        let text = String::from_utf8(files["tokenizer.json"].clone()).unwrap();
+        let broken = text.replacen("\"decoder\":", "\"decoder\": [1,,", 1);
+        assert_ne!(broken, text);
+        files.insert("tokenizer.json".into(), broken.into_bytes());
+    });
+    assert!(e.contains("tokenizer.json"), "{e}");
+}
+
+#[test]
+fn a_graph_output_that_nothing_produces_is_refused() {
+    use prost::Message;
+    let e = refused(|_, files| {
+        let mut proto = tract_onnx::pb::ModelProto::decode(files["exit_02.onnx"].as_slice()).unwrap();
+        proto.graph.as_mut().unwrap().output[0].name = "produced_by_nothing".into();
+        files.insert("exit_02.onnx".into(), proto.encode_to_vec());
+    });
+    assert!(e.contains("exit_02.onnx") && e.contains("graph output \"produced_by_nothing\" is produced by no node"), "{e}");
+}
