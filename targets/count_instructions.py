@@ -75,12 +75,14 @@ def main():
     ap.add_argument("--qemu-cpu", default="cortex-a72")
     ap.add_argument("--compute", default="auto", choices=["auto", "f32", "f16"])
     ap.add_argument("--full-only", action="store_true", help="count full depth only")
+    ap.add_argument("--runtime-flag", action="append", default=[],
+                    help="a global edge-runtime flag, e.g. --runtime-flag=--no-fused-norm (repeatable)")
     a = ap.parse_args()
     texts = [l for l in open(a.texts, encoding="utf-8").read().splitlines() if l.strip()][: a.n]
     layers = json.load(open(os.path.join(a.bundle, "manifest.json")))["num_layers"]
     policies = [] if a.full_only else [("--exit-layer", str(k)) for k in range(1, layers)]
     policies.append(("--full",))
-    run = [a.bin, "--compute", a.compute, "classify", "--bundle", a.bundle]
+    run = [a.bin, "--compute", a.compute, *a.runtime_flag, "classify", "--bundle", a.bundle]
     base, _ = count(run, "", a.qemu_cpu)
     rows = []
     for pol in policies:
@@ -89,7 +91,7 @@ def main():
         rows.append({"policy": " ".join(pol), "exit_layers": exits, "mean_exit_layer": sum(exits) / len(exits),
                      "instructions_per_text": (total - base) / len(texts)})
         print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"bundle": a.bundle, "qemu_cpu": a.qemu_cpu, "compute": a.compute,
+    print(json.dumps({"bundle": a.bundle, "qemu_cpu": a.qemu_cpu, "compute": a.compute, "runtime_flags": a.runtime_flag,
                       "tract_cpu_isa": os.environ.get("TRACT_CPU_ISA"), "texts": len(texts), "load_instructions": base, "rows": rows}))
 
 

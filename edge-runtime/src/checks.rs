@@ -127,6 +127,12 @@ impl WeightTypes {
         }
     }
 
+    pub fn merge(&mut self, other: &WeightTypes) {
+        self.f32 += other.f32;
+        self.f16 += other.f16;
+        self.int8 += other.int8;
+    }
+
     /// The stored weights are what the manifest's precision says: an f32
     /// bundle has no f16 or int8 weights, an f16 one has f16 weights and no
     /// int8, an int8 one has int8 weights (some tensors may stay f32 in

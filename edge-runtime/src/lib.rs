@@ -11,9 +11,10 @@ pub mod bench;
 #[cfg(feature = "tools")]
 pub mod calibrate;
 pub mod checks;
+pub mod fused_norm;
 pub mod kernels;
 #[cfg(feature = "plots")]
 mod plots;
 pub mod runtime;
 
-pub use runtime::{set_threads, Compute, EdgeClassifier, Prediction};
+pub use runtime::{set_threads, Compute, EdgeClassifier, LoadOptions, Prediction};

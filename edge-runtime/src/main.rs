@@ -7,7 +7,7 @@ use bundle::{ExitPolicy, Precision};
 use clap::{ArgGroup, Parser, Subcommand};
 use edge_runtime::bench::{bench, markdown, write_report, BenchOptions, Progress};
 use edge_runtime::calibrate::{calibrate_bundle, Target};
-use edge_runtime::{set_threads, Compute, EdgeClassifier, Prediction};
+use edge_runtime::{set_threads, Compute, EdgeClassifier, LoadOptions, Prediction};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -48,6 +48,17 @@ struct Cli {
     /// arithmetic (aarch64 FEAT_FP16), else f32.
     #[arg(long, global = true, value_enum, default_value_t = Compute::Auto)]
     compute: Compute,
+    /// Run LayerNormalization as tract's stock expansion instead of the fused
+    /// residual-add + LayerNorm op (to measure what the fused op gains).
+    #[arg(long, global = true)]
+    no_fused_norm: bool,
+    /// Threads that parse and optimize the bundle's graphs at load (default: one per core).
+    #[arg(long, global = true, value_parser = count(MAX_THREADS))]
+    load_threads: Option<usize>,
+    /// Pad each batch's length up to a multiple of N tokens (masked; capped at
+    /// the bundle's max_seq_len). 1 pads only to the longest text.
+    #[arg(long, global = true, default_value_t = 1, value_parser = count(8192))]
+    pad_to_multiple: usize,
     /// Print the version (with --verbose: the CPU features and kernels tract uses here).
     #[arg(short = 'V', long)]
     version: bool,
@@ -177,9 +188,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         return Ok(());
     };
+    let defaults = LoadOptions::default();
+    let load_threads = cli.load_threads.unwrap_or(defaults.load_threads);
+    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, load_threads, pad_multiple: cli.pad_to_multiple };
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
-            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
+            let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
             let policy = match (policy.speed, policy.patience, policy.exit_layer, policy.full) {
                 (Some(speed), ..) => ExitPolicy::Entropy { speed },
                 (_, Some(n), ..) => ExitPolicy::Patience { n },
@@ -194,7 +208,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit, full_only } => {
             let started = std::time::Instant::now();
-            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
+            let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
             let load_ms = started.elapsed().as_secs_f64() * 1e3;
             let mut policies = Vec::new();
             let branches = model.manifest.exits.iter().flatten().count() > 1;
@@ -214,7 +228,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tokenize { bundle, data } => {
-            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
+            let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
             let texts = read_texts(&data)?;
             let mut out = std::io::stdout().lock();
             for (ids, truncated) in model.tokenize_lines(&data, texts.iter().map(|t| (t.line, t.text.as_str())))? {
@@ -223,7 +237,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Profile { bundle, data, limit, by_node } => {
-            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
+            let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
             let texts = read_texts(&data)?;
             let tokenized = model.tokenize_lines(&data, texts.iter().take(limit).map(|t| (t.line, t.text.as_str())))?;
             let rows: Vec<Vec<u32>> = tokenized.into_iter().map(|t| t.0).collect();
@@ -240,7 +254,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Calibrate { bundle, data, max_accuracy_drop, target_latency_ms } => {
-            let model = EdgeClassifier::load_with(&bundle, cli.compute)?;
+            let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
             let target = match (max_accuracy_drop, target_latency_ms) {
                 (Some(pts), _) => Target::MaxAccuracyDrop { pts },
                 (_, Some(ms)) => Target::LatencyMs(ms),

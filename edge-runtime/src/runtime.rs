@@ -3,6 +3,7 @@
 //! classifies layer by layer, running no graph after a sample's exit.
 
 use crate::checks::{self, Role, WeightTypes};
+use crate::fused_norm;
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
 use bundle::manifest::{BundleError, Manifest, Precision};
@@ -93,6 +94,8 @@ pub struct EdgeClassifier {
     exits: Vec<Option<Segment>>,
     /// Rows of the word-embedding table: every token id must be below it.
     vocab_rows: usize,
+    /// See [`LoadOptions::pad_multiple`].
+    pad_multiple: usize,
 }
 
 /// Runs tract's matrix products on `n` threads (1: the calling thread only).
@@ -111,17 +114,68 @@ pub fn set_threads(n: usize) -> Result<(), RuntimeError> {
     }
 }
 
+/// How a bundle's graphs become plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    pub compute: Compute,
+    /// LayerNormalization (and the residual Add before it) as one op
+    /// ([`crate::fused_norm`]); `false` keeps tract's stock expansion, to
+    /// measure the difference or rule the op out.
+    pub fuse_layer_norm: bool,
+    /// Threads that parse and optimize the graphs (each graph on one).
+    pub load_threads: usize,
+    /// Pads every batch's length up to a multiple of this many tokens
+    /// (masked, capped at max_seq_len); 1 pads only to the longest sample.
+    pub pad_multiple: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self { compute: Compute::Auto, fuse_layer_norm: true, load_threads: cores, pad_multiple: 1 }
+    }
+}
+
+/// `f` over `items` on up to `threads` scoped threads, results in the items'
+/// order. One thread (or one item) runs on the caller's.
+fn in_parallel<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if threads <= 1 || items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let n = items.len();
+    let work: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let done: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(n) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = work.get(i).and_then(|w| w.lock().unwrap_or_else(|p| p.into_inner()).take()) else { break };
+                let r = f(item);
+                *done[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            });
+        }
+    });
+    done.into_iter().map(|d| d.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every item was run")).collect()
+}
+
 /// A graph parsed from its verified bytes into a typed model (not yet optimized).
-fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes) -> Result<TypedModel, RuntimeError> {
+fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, fuse_layer_norm: bool) -> Result<TypedModel, RuntimeError> {
     let path = bundle.path_of(file).display().to_string();
     let graph = |error| RuntimeError::Graph { path: path.clone(), error };
     let bytes = bundle.bytes(file).ok_or_else(|| RuntimeError::Mismatch { path: path.clone(), what: "not among the checksummed files".into() })?;
-    let onnx = tract_onnx::onnx();
     // Decoded from the verified bytes in place (tract's reader would copy them first).
     let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| graph(e.into()))?;
     checks::graph_proto(&proto).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
     weights.add(&proto);
-    onnx.model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph)
+    if !fuse_layer_norm {
+        return fused_norm::stock_onnx().model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph);
+    }
+    let mut model = fused_norm::onnx().model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph)?;
+    fused_norm::absorb_residual_adds(&mut model).map_err(graph)?;
+    Ok(model)
 }
 
 /// An optimized plan, computing in f16 where asked.
@@ -164,22 +218,40 @@ impl EdgeClassifier {
         Self::from_bundle(&BundleFiles::read(dir)?, compute)
     }
 
+    pub fn load_with_options(dir: &Path, options: LoadOptions) -> Result<Self, RuntimeError> {
+        Self::from_bundle_with_options(&BundleFiles::read(dir)?, options)
+    }
+
+    pub fn from_bundle(bundle: &BundleFiles, compute: Compute) -> Result<Self, RuntimeError> {
+        Self::from_bundle_with_options(bundle, LoadOptions { compute, ..LoadOptions::default() })
+    }
+
     /// Builds the classifier from a bundle already read and verified (from a
     /// directory or from memory). Everything a text could trip on is checked
     /// here, once: each graph's inputs and outputs against the manifest and
     /// its neighbours, the precision against the stored weights, the
     /// tokenizer's ids against the embedding table, and one run at
     /// `max_seq_len` through every segment.
-    pub fn from_bundle(bundle: &BundleFiles, compute: Compute) -> Result<Self, RuntimeError> {
+    pub fn from_bundle_with_options(bundle: &BundleFiles, options: LoadOptions) -> Result<Self, RuntimeError> {
         let manifest = bundle.manifest.clone();
-        let compute = compute.resolve(manifest.precision);
+        let compute = options.compute.resolve(manifest.precision);
         let tokenizer = load_tokenizer(bundle)?;
-        let mut weights = WeightTypes::default();
-        let mut typed = Vec::new();
-        for (file, role) in roles(&manifest) {
-            let model = parse_graph(bundle, file, &mut weights)?;
+        // Graphs parse and optimize independently: on as many threads as
+        // the load may use, the results kept in manifest order (so the
+        // first bad graph in that order is the one reported).
+        let threads = options.load_threads.max(1);
+        let parsed = in_parallel(roles(&manifest), threads, |(file, role)| {
+            let mut weights = WeightTypes::default();
+            let model = parse_graph(bundle, file, &mut weights, options.fuse_layer_norm)?;
             let path = bundle.path_of(file).display().to_string();
             checks::signature(&model, role, &manifest).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
+            Ok::<_, RuntimeError>((path, model, weights))
+        });
+        let mut weights = WeightTypes::default();
+        let mut typed = Vec::new();
+        for graph in parsed {
+            let (path, model, w) = graph?;
+            weights.merge(&w);
             typed.push((path, model));
         }
         let embeddings_path = typed[0].0.clone();
@@ -191,7 +263,8 @@ impl EdgeClassifier {
         }
         let first = bundle.path_of(manifest.graphs()[0]).display().to_string();
         weights.check(manifest.precision).map_err(|what| RuntimeError::Mismatch { path: first, what })?;
-        let mut plans = typed.into_iter().map(|(path, model)| plan(model, &path, compute));
+        let planned = in_parallel(typed, threads, |(path, model)| plan(model, &path, compute));
+        let mut plans = planned.into_iter();
         let embeddings = plans.next().expect("the embeddings graph comes first")?;
         let (mut layers, mut exits) = (Vec::new(), Vec::new());
         for exit in &manifest.exits {
@@ -201,7 +274,8 @@ impl EdgeClassifier {
                 None => None,
             });
         }
-        let model = Self { manifest, compute, tokenizer, embeddings, layers, exits, vocab_rows };
+        let pad_multiple = options.pad_multiple.max(1);
+        let model = Self { manifest, compute, tokenizer, embeddings, layers, exits, vocab_rows, pad_multiple };
         model.dry_run().map_err(|e| RuntimeError::Mismatch { path: embeddings_path, what: format!("a text of max_seq_len tokens does not run: {e}") })?;
         Ok(model)
     }
@@ -416,13 +490,15 @@ impl EdgeClassifier {
                 return Err(RuntimeError::Input(format!("sample {i} has token id {id}; the embedding table has {} rows", self.vocab_rows)));
             }
         }
-        padded_inputs(batch).map_err(|error| RuntimeError::Run { segment: "input".into(), error })
+        padded_inputs(batch, self.pad_multiple, self.manifest.max_seq_len).map_err(|error| RuntimeError::Run { segment: "input".into(), error })
     }
 }
 
-/// Token ids and attention mask, `[batch, longest]`, zero-padded on the right.
-fn padded_inputs(batch: &[Vec<u32>]) -> TractResult<(Tensor, Tensor)> {
+/// Token ids and attention mask, `[batch, width]`, zero-padded on the right:
+/// `width` is the longest sample rounded up to `multiple` (at most `max`).
+fn padded_inputs(batch: &[Vec<u32>], multiple: usize, max: usize) -> TractResult<(Tensor, Tensor)> {
     let width = batch.iter().map(Vec::len).max().unwrap_or(0);
+    let width = width.next_multiple_of(multiple).min(max).max(width);
     let mut ids = Vec::with_capacity(batch.len() * width);
     let mut mask = Vec::with_capacity(batch.len() * width);
     for row in batch {
@@ -502,6 +578,30 @@ impl EdgeClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_work_comes_back_in_the_order_given() {
+        // Later items finish first; the results keep the items' order.
+        let items: Vec<u64> = (0..9).collect();
+        let out = in_parallel(items, 3, |i| {
+            std::thread::sleep(Duration::from_millis(9 - i));
+            Err::<u64, u64>(i * 10)
+        });
+        assert_eq!(out, (0..9).map(|i| Err(i * 10)).collect::<Vec<_>>());
+        assert_eq!(in_parallel(vec![1, 2], 1, |i| i + 1), [2, 3]);
+    }
+
+    #[test]
+    fn batches_pad_to_the_multiple_with_a_zero_mask_but_never_past_max_len() {
+        let batch = vec![vec![5u32; 5], vec![7u32; 3]];
+        let (ids, mask) = padded_inputs(&batch, 8, 64).unwrap();
+        assert_eq!(ids.shape(), [2, 8]);
+        let mask = mask.try_as_plain_ram().unwrap().as_slice::<i64>().unwrap().to_vec();
+        assert_eq!(mask, [[1, 1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0, 0]].concat());
+        assert_eq!(padded_inputs(&batch, 8, 6).unwrap().0.shape(), [2, 6], "capped at max_seq_len");
+        assert_eq!(padded_inputs(&batch, 1, 64).unwrap().0.shape(), [2, 5], "1: the longest sample");
+        assert_eq!(padded_inputs(&[vec![1u32; 16]], 8, 64).unwrap().0.shape(), [1, 16]);
+    }
 
     #[test]
     fn auto_computes_in_f16_only_for_f16_weights_on_an_f16_cpu() {

@@ -121,3 +121,30 @@ fn calibrate_writes_a_policy_that_keeps_its_promise() {
     assert_eq!(std::fs::read(bundle.join("manifest.json")).unwrap(), before);
     assert_eq!(Manifest::load(&bundle).unwrap().default_policy, c.chosen.policy);
 }
+
+#[test]
+fn padding_batches_to_a_multiple_of_tokens_changes_no_logit() {
+    use edge_runtime::LoadOptions;
+    let plain = tiny();
+    let padded = EdgeClassifier::load_with_options(&fixture("tiny-bundle"), LoadOptions { pad_multiple: 8, ..LoadOptions::default() }).unwrap();
+    let text = "这个酒店的服务非常好，房间干净，早餐也不错".repeat(4);
+    let chars: Vec<char> = text.chars().collect();
+    for n in [1, 3, 7, 8, 9, 20, 61, 80] {
+        let t: String = chars[..n].iter().collect();
+        let (a, b) = (plain.classify(&t, ExitPolicy::Full).unwrap(), padded.classify(&t, ExitPolicy::Full).unwrap());
+        for (x, y) in a.logits.iter().zip(&b.logits) {
+            assert!((x - y).abs() <= 1e-5, "{n} characters: {:?} vs {:?}", a.logits, b.logits);
+        }
+    }
+}
+
+#[test]
+fn a_bundle_loaded_on_several_threads_classifies_like_one_loaded_on_one() {
+    use edge_runtime::LoadOptions;
+    let load = |load_threads| EdgeClassifier::load_with_options(&fixture("tiny-bundle"), LoadOptions { load_threads, ..LoadOptions::default() }).unwrap();
+    let (one, four) = (load(1), load(4));
+    for text in ["很好", "房间太小了，隔音很差", "早餐一般，但是位置方便，服务态度也不错"] {
+        let (a, b) = (one.classify(text, ExitPolicy::Full).unwrap(), four.classify(text, ExitPolicy::Full).unwrap());
+        assert_eq!((a.label, a.logits, a.exit_layer), (b.label, b.logits, b.exit_layer), "{text}");
+    }
+}
