@@ -10,7 +10,7 @@ pub mod masking;
 use crate::model::mlm::MaskedLanguageModel;
 use crate::model::presets;
 use crate::optim::AdamW;
-use crate::train::checkpoint::{existing_checkpoint, read_state, save_checkpoint};
+use crate::train::checkpoint::{read_state, resume_or_fresh, save_checkpoint};
 use crate::train::step::{log_line, lr_at, progress_bar, resumable_step};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, D};
@@ -234,9 +234,9 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
         bail!("--epochs / --steps must be positive");
     }
     let started = Instant::now();
-    let checkpoint = existing_checkpoint(&opts.out);
-    let (model, state) = match (&checkpoint, opts.resume) {
-        (Some(ckpt), true) => {
+    let checkpoint = resume_or_fresh(&opts.out, opts.resume)?;
+    let (model, state) = match &checkpoint {
+        Some(ckpt) => {
             let model = MaskedLanguageModel::load_architecture(&opts.out, &opts.device)?;
             model.load_weights(&ckpt.join("model.safetensors"), false)?;
             let state: PretrainState = read_state(ckpt)?;
@@ -248,12 +248,7 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
             }
             (model, Some(state))
         }
-        (None, true) => bail!("{}: nothing to resume (no checkpoint/state.json)", opts.out.display()),
-        (Some(ckpt), false) => bail!(
-            "{} already holds a training checkpoint; pass --resume to continue it or choose another --out",
-            ckpt.display()
-        ),
-        (None, false) => {
+        None => {
             let model = build_model(opts)?;
             model.save(&opts.out)?;
             let record = serde_json::json!({
@@ -290,7 +285,7 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
         );
     }
     let mut opt = AdamW::new(model.varmap.data().lock().unwrap().clone(), opts.weight_decay)?;
-    if let Some(ckpt) = checkpoint.as_ref().filter(|_| opts.resume) {
+    if let Some(ckpt) = &checkpoint {
         opt.load(&ckpt.join("optimizer.safetensors"), state.step)?;
         eprintln!("resuming at step {} of {total_steps}", state.step);
     }

@@ -23,7 +23,7 @@ pub mod objective;
 pub mod step;
 
 pub use batching::{augment_training_set, batch, encode_dataset, epoch_batches, Encoded};
-use checkpoint::{existing_checkpoint, save_checkpoint};
+use checkpoint::save_checkpoint;
 pub use evaluate::evaluate;
 use objective::{Batch, PreparedObjective};
 pub use objective::{Mix, Objective, Scheduler};
@@ -208,9 +208,9 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         }
         None => None,
     };
-    let checkpoint = existing_checkpoint(&opts.out);
-    let (model, state) = match (&checkpoint, opts.resume) {
-        (Some(ckpt), true) => {
+    let checkpoint = checkpoint::resume_or_fresh(&opts.out, opts.resume)?;
+    let (model, state) = match &checkpoint {
+        Some(ckpt) => {
             let model = SequenceClassifier::load_architecture(&opts.out, &opts.device)?;
             model.load_weights(&ckpt.join("model.safetensors"), false)?;
             let state: TrainState = checkpoint::read_state(ckpt)?;
@@ -225,12 +225,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
             }
             (model, Some(state))
         }
-        (None, true) => bail!("{}: nothing to resume (no checkpoint/state.json)", opts.out.display()),
-        (Some(ckpt), false) => bail!(
-            "{} already holds a training checkpoint; pass --resume to continue it or choose another --out",
-            ckpt.display()
-        ),
-        (None, false) => {
+        None => {
             let model = build_model(opts, labels, teacher.as_ref())?;
             model.save(&opts.out)?; // config, labels, tokenizer (+ initial weights)
             let record = serde_json::json!({
@@ -251,7 +246,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
     }
     let dev = encode_dataset(&model, &opts.dev, opts.max_len)?;
     let objective = PreparedObjective::prepare(opts, teacher, &model, &train)?;
-    if let (Some(ckpt), true) = (&checkpoint, opts.resume) {
+    if let Some(ckpt) = &checkpoint {
         // Parameters the objective added (a projection) resume too.
         crate::model::checkpoint::copy_weights(&model.varmap, &model.device, &ckpt.join("model.safetensors"), &|_| false)?;
     }
