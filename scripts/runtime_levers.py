@@ -4,7 +4,7 @@ residual-add + LayerNorm op (`--no-fused-norm` turns it off), padding batches
 to a multiple of tokens (`--pad-to-multiple`), and parallel loading
 (`--load-threads`).
 
-  scripts/runtime_levers.py BUNDLE TEXTS.jsonl OUT_DIR [--n 100] [--rounds 3]
+  scripts/runtime_levers.py BUNDLE TEXTS.jsonl OUT_DIR [--n 100] [--n-counted 20] [--rounds 3]
 
 Two measures:
 - x86 instructions (valgrind cachegrind, no cache simulation): per text at
@@ -14,7 +14,8 @@ Two measures:
 - wall time: `edge-runtime bench --full-only`, the configurations alternating
   round by round, ratios per round; and load time with 1 thread vs all cores.
 
-Writes OUT_DIR/summary.json and summary.md.
+Writes OUT_DIR/instructions.json, OUT_DIR/timing.json and OUT_DIR/summary.md
+(`--phase count|time` runs one of the two; the summary shows what exists).
 """
 import argparse
 import json
@@ -47,60 +48,80 @@ def main():
     ap.add_argument("bundle")
     ap.add_argument("texts", help="labelled JSONL; the first --n texts are used")
     ap.add_argument("out")
-    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--n", type=int, default=100, help="texts timed")
+    ap.add_argument("--n-counted", type=int, default=20, help="texts whose instructions are counted (valgrind is ~50x slower)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bin", default="target/release/edge-runtime")
+    ap.add_argument("--phase", choices=["all", "count", "time"], default="all",
+                    help="count instructions, time, or both (timing wants a quiet machine; counting does not)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     texts = [json.loads(l)["text"].replace("\n", " ") for l in open(a.texts, encoding="utf-8") if l.strip()][: a.n]
     plain = os.path.join(a.out, "texts.txt")
-    open(plain, "w", encoding="utf-8").write("\n".join(texts) + "\n")
+    counted = texts[: a.n_counted]
+    open(plain, "w", encoding="utf-8").write("\n".join(counted) + "\n")
     subset = os.path.join(a.out, "texts.jsonl")
     with open(a.texts, encoding="utf-8") as f, open(subset, "w", encoding="utf-8") as g:
         g.writelines([l for l in f if l.strip()][: a.n])
 
-    rows = {name: {"flags": flags} for name, flags in CONFIGS.items()}
-    for name, flags in CONFIGS.items():
-        run = [a.bin, "--load-threads", "1", *flags, "classify", "--bundle", a.bundle, "--full"]
-        load = instructions(run, "/dev/null")
-        total = instructions(run, plain)
-        rows[name].update(load_instructions=load, instructions_per_text=(total - load) / len(texts))
-        print(name, rows[name], flush=True)
-
-    # Wall time: every configuration once per round, in turn.
-    for r in range(a.rounds):
+    counts_path, timing_path = os.path.join(a.out, "instructions.json"), os.path.join(a.out, "timing.json")
+    if a.phase in ("all", "count"):
+        counts = {}
         for name, flags in CONFIGS.items():
-            out = os.path.join(a.out, f"bench-{r}-{name.replace(' ', '_').replace(',', '')}")
-            subprocess.run([a.bin, *flags, "bench", "--bundle", a.bundle, "--data", subset, "--full-only",
-                            "--warmup", "10", "--out", out], check=True, capture_output=True)
-            rep = json.load(open(os.path.join(out, "report.json")))
-            full = next(p for p in rep["policies"] if p["name"] == "full")
-            rows[name].setdefault("ms_per_text", []).append(full["latency"]["mean_ms"])
-        for threads in (1, os.cpu_count()):
-            out = os.path.join(a.out, f"load-{r}-{threads}")
-            subprocess.run([a.bin, "--load-threads", str(threads), "bench", "--bundle", a.bundle, "--data", subset,
-                            "--full-only", "--limit", "1", "--warmup", "0", "--out", out], check=True, capture_output=True)
-            rows.setdefault(f"load, {threads} thread(s)", {}).setdefault("load_ms", []).append(
-                json.load(open(os.path.join(out, "report.json")))["load_ms"])
+            run = [a.bin, "--load-threads", "1", *flags, "classify", "--bundle", a.bundle, "--full"]
+            load = instructions(run, "/dev/null")
+            total = instructions(run, plain)
+            counts[name] = {"load_instructions": load, "instructions_per_text": (total - load) / len(counted)}
+            print(name, counts[name], flush=True)
+        json.dump({"texts": len(counted), "rows": counts}, open(counts_path, "w"), indent=1)
 
-    base = rows["stock LayerNorm"]
+    if a.phase in ("all", "time"):
+        # Every configuration once per round, in turn, so drift hits them alike.
+        timing = {name: [] for name in CONFIGS}
+        load_ms = {t: [] for t in (1, os.cpu_count())}
+        for r in range(a.rounds):
+            for name, flags in CONFIGS.items():
+                out = os.path.join(a.out, f"bench-{r}-{name.replace(' ', '_').replace(',', '')}")
+                subprocess.run([a.bin, *flags, "bench", "--bundle", a.bundle, "--data", subset, "--full-only",
+                                "--warmup", "10", "--out", out], check=True, capture_output=True)
+                rep = json.load(open(os.path.join(out, "report.json")))
+                timing[name].append(next(p for p in rep["policies"] if p["name"] == "full")["latency"]["mean_ms"])
+            for threads in load_ms:
+                out = os.path.join(a.out, f"load-{r}-{threads}")
+                subprocess.run([a.bin, "--load-threads", str(threads), "bench", "--bundle", a.bundle, "--data", subset,
+                                "--full-only", "--limit", "1", "--warmup", "0", "--out", out], check=True, capture_output=True)
+                load_ms[threads].append(json.load(open(os.path.join(out, "report.json")))["load_ms"])
+        json.dump({"texts": len(texts), "ms_per_text": timing, "load_ms": load_ms}, open(timing_path, "w"), indent=1)
+
+    summarize(a.out, counts_path, timing_path)
+
+
+def summarize(out, counts_path, timing_path):
+    counts = json.load(open(counts_path))["rows"] if os.path.exists(counts_path) else None
+    timing = json.load(open(timing_path)) if os.path.exists(timing_path) else None
     lines = ["| configuration | instructions / text | vs stock | load instructions | ms / text (per round) | time vs stock (per round) |",
              "|---|---|---|---|---|---|"]
     for name in CONFIGS:
-        row = rows[name]
-        ratios = [m / b for m, b in zip(row["ms_per_text"], base["ms_per_text"])]
-        row["time_vs_stock"] = ratios
-        lines.append(f"| {name} | {row['instructions_per_text'] / 1e6:.2f} M | {row['instructions_per_text'] / base['instructions_per_text']:.3f} "
-                     f"| {row['load_instructions'] / 1e6:.0f} M | {', '.join(f'{m:.2f}' for m in row['ms_per_text'])} "
-                     f"| {statistics.mean(ratios):.3f} ({', '.join(f'{x:.3f}' for x in ratios)}) |")
-    lines.append("")
-    for threads in (1, os.cpu_count()):
-        ms = rows[f"load, {threads} thread(s)"]["load_ms"]
-        lines.append(f"load with {threads} thread(s): {statistics.mean(ms):.0f} ms ({', '.join(f'{m:.0f}' for m in ms)})")
-    json.dump({"bundle": a.bundle, "texts": len(texts), "rows": rows}, open(os.path.join(a.out, "summary.json"), "w"), indent=1)
-    open(os.path.join(a.out, "summary.md"), "w").write("\n".join(lines) + "\n")
+        cells = [name]
+        if counts:
+            c, base = counts[name], counts["stock LayerNorm"]
+            cells += [f"{c['instructions_per_text'] / 1e6:.2f} M", f"{c['instructions_per_text'] / base['instructions_per_text']:.3f}",
+                      f"{c['load_instructions'] / 1e6:.0f} M"]
+        else:
+            cells += ["", "", ""]
+        if timing:
+            ms, base = timing["ms_per_text"][name], timing["ms_per_text"]["stock LayerNorm"]
+            ratios = [m / b for m, b in zip(ms, base)]
+            cells += [", ".join(f"{m:.2f}" for m in ms), f"{statistics.mean(ratios):.3f} ({', '.join(f'{x:.3f}' for x in ratios)})"]
+        else:
+            cells += ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    if timing:
+        lines.append("")
+        for threads, ms in timing["load_ms"].items():
+            lines.append(f"load with {threads} thread(s): {statistics.mean(ms):.0f} ms ({', '.join(f'{m:.0f}' for m in ms)})")
+    open(os.path.join(out, "summary.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
-
 
 if __name__ == "__main__":
     main()
