@@ -20,8 +20,8 @@ export TRACT_CPU_ARM32_NEON=1   # qemu shows the host's /proc/cpuinfo; every Pi 
 tgt="${CARGO_TARGET_DIR:-$root/target}"
 if [ "$1" = aarch64 ]; then
   # Emulation is ~20x slower: fewer bundle mutations than the native run's 600,
-  # and the fused-LayerNorm parity at every 7th length instead of every one.
-  FUSED_NORM_LENGTH_STEP=7 BUNDLE_MUTATIONS=150 EDGE_RUNTIME_RUNNER="$runner" cargo test --release -p edge-runtime --target "$triple"
+  # and the own-ops parity at every 7th length instead of every one.
+  OWN_OPS_LENGTH_STEP=7 BUNDLE_MUTATIONS=150 EDGE_RUNTIME_RUNNER="$runner" cargo test --release -p edge-runtime --target "$triple"
 else
   cargo build --release -p edge-runtime --bin edge-runtime --target "$triple"
 fi

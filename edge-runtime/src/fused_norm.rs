@@ -11,7 +11,7 @@
 //! tensors that feeds only the norm into it. Pinned to tract 0.23.9
 //! (`Cargo.toml`): the op implements tract-core's `Op`/`EvalOp`/`TypedOp`,
 //! which change across versions. Tested against the stock expansion in
-//! `tests/fused_norm.rs`.
+//! `tests/own_ops.rs`.
 
 use std::sync::{Arc, OnceLock};
 use tract_onnx::model::{Onnx, ParsingContext};
@@ -37,8 +37,9 @@ pub fn onnx() -> &'static Onnx {
 static STOCK: OnceLock<Builder> = OnceLock::new();
 
 /// The stock tract parser (no fused op), for comparing plans.
-pub fn stock_onnx() -> Onnx {
-    tract_onnx::onnx()
+pub fn stock_onnx() -> &'static Onnx {
+    static ONNX: OnceLock<Onnx> = OnceLock::new();
+    ONNX.get_or_init(tract_onnx::onnx)
 }
 
 fn layer_norm(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {

@@ -15,6 +15,7 @@ pub mod fused_norm;
 pub mod kernels;
 #[cfg(feature = "plots")]
 mod plots;
+pub mod row_softmax;
 pub mod runtime;
 
 pub use runtime::{set_threads, Compute, EdgeClassifier, LoadOptions, Prediction};

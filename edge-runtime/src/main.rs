@@ -52,6 +52,10 @@ struct Cli {
     /// residual-add + LayerNorm op (to measure what the fused op gains).
     #[arg(long, global = true)]
     no_fused_norm: bool,
+    /// Run Softmax as tract's own op instead of the runtime's row softmax
+    /// (to measure what the row softmax gains).
+    #[arg(long, global = true)]
+    no_row_softmax: bool,
     /// Threads that parse and optimize the bundle's graphs at load (default: one per core).
     #[arg(long, global = true, value_parser = count(MAX_THREADS))]
     load_threads: Option<usize>,
@@ -190,7 +194,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let defaults = LoadOptions::default();
     let load_threads = cli.load_threads.unwrap_or(defaults.load_threads);
-    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, load_threads, pad_multiple: cli.pad_to_multiple };
+    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple };
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
             let model = EdgeClassifier::load_with_options(&bundle, load_options)?;

@@ -3,7 +3,7 @@
 //! classifies layer by layer, running no graph after a sample's exit.
 
 use crate::checks::{self, Role, WeightTypes};
-use crate::fused_norm;
+use crate::{fused_norm, row_softmax};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
 use bundle::manifest::{BundleError, Manifest, Precision};
@@ -122,6 +122,8 @@ pub struct LoadOptions {
     /// ([`crate::fused_norm`]); `false` keeps tract's stock expansion, to
     /// measure the difference or rule the op out.
     pub fuse_layer_norm: bool,
+    /// Last-axis Softmax as [`crate::row_softmax`]'s op; `false` keeps tract's.
+    pub row_softmax: bool,
     /// Threads that parse and optimize the graphs (each graph on one).
     pub load_threads: usize,
     /// Pads every batch's length up to a multiple of this many tokens
@@ -132,7 +134,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { compute: Compute::Auto, fuse_layer_norm: true, load_threads: cores, pad_multiple: 1 }
+        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1 }
     }
 }
 
@@ -162,7 +164,7 @@ fn in_parallel<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) ->
 }
 
 /// A graph parsed from its verified bytes into a typed model (not yet optimized).
-fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, fuse_layer_norm: bool) -> Result<TypedModel, RuntimeError> {
+fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, options: &LoadOptions) -> Result<TypedModel, RuntimeError> {
     let path = bundle.path_of(file).display().to_string();
     let graph = |error| RuntimeError::Graph { path: path.clone(), error };
     let bytes = bundle.bytes(file).ok_or_else(|| RuntimeError::Mismatch { path: path.clone(), what: "not among the checksummed files".into() })?;
@@ -170,11 +172,14 @@ fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, fuse
     let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| graph(e.into()))?;
     checks::graph_proto(&proto).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
     weights.add(&proto);
-    if !fuse_layer_norm {
-        return fused_norm::stock_onnx().model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph);
+    let onnx = if options.fuse_layer_norm { fused_norm::onnx() } else { fused_norm::stock_onnx() };
+    let mut model = onnx.model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph)?;
+    if options.fuse_layer_norm {
+        fused_norm::absorb_residual_adds(&mut model).map_err(graph)?;
     }
-    let mut model = fused_norm::onnx().model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph)?;
-    fused_norm::absorb_residual_adds(&mut model).map_err(graph)?;
+    if options.row_softmax {
+        row_softmax::use_row_softmax(&mut model).map_err(graph)?;
+    }
     Ok(model)
 }
 
@@ -242,7 +247,7 @@ impl EdgeClassifier {
         let threads = options.load_threads.max(1);
         let parsed = in_parallel(roles(&manifest), threads, |(file, role)| {
             let mut weights = WeightTypes::default();
-            let model = parse_graph(bundle, file, &mut weights, options.fuse_layer_norm)?;
+            let model = parse_graph(bundle, file, &mut weights, &options)?;
             let path = bundle.path_of(file).display().to_string();
             checks::signature(&model, role, &manifest).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
             Ok::<_, RuntimeError>((path, model, weights))
