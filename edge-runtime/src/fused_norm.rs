@@ -187,7 +187,9 @@ fn normalize(row: &mut [f32], scale: &[f32], bias: &[f32], epsilon: f32) {
     }
 }
 
-fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+/// `Σ f(v)` in eight lanes (a single float accumulator cannot be reordered,
+/// so it would not vectorize).
+pub(crate) fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0f32; 8];
     let chunks = values.chunks_exact(8);
     let rest = chunks.remainder();

@@ -76,15 +76,7 @@ fn softmax_row(row: &mut [f32]) {
     for v in row.iter_mut() {
         *v = exp(*v - max);
     }
-    let mut lanes = [0f32; 8];
-    let chunks = row.chunks_exact(8);
-    let rest: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
-        }
-    }
-    let inverse = 1.0 / (lanes.iter().sum::<f32>() + rest);
+    let inverse = 1.0 / crate::fused_norm::lane_sum(row, |v| v);
     for v in row.iter_mut() {
         *v *= inverse;
     }
