@@ -27,16 +27,13 @@ pub fn onnx() -> &'static Onnx {
     static ONNX: OnceLock<Onnx> = OnceLock::new();
     ONNX.get_or_init(|| {
         let mut onnx = tract_onnx::onnx();
-        let _ = STOCK.set(onnx.op_register.0["LayerNormalization"]);
         onnx.op_register.insert("LayerNormalization", layer_norm);
         onnx
     })
 }
 
-/// tract's own LayerNormalization builder, for the forms the fused op does not take.
-static STOCK: OnceLock<Builder> = OnceLock::new();
-
-/// The stock tract parser (no fused op), for comparing plans.
+/// The stock tract parser (no fused op): for comparing plans, and its
+/// LayerNormalization builder takes the forms the fused op does not.
 pub fn stock_onnx() -> &'static Onnx {
     static ONNX: OnceLock<Onnx> = OnceLock::new();
     ONNX.get_or_init(tract_onnx::onnx)
@@ -51,7 +48,7 @@ fn layer_norm(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn In
         let epsilon = node.get_attr_opt::<f32>("epsilon")?.unwrap_or(1e-5);
         return Ok((expand(FusedLayerNormExpansion { epsilon }), vec![]));
     }
-    let stock = STOCK.get().ok_or_else(|| format_err!("the stock LayerNormalization builder is not registered"))?;
+    let stock: Builder = stock_onnx().op_register.0["LayerNormalization"];
     stock(ctx, node)
 }
 
