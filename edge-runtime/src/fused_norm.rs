@@ -289,6 +289,16 @@ mod tests {
     }
 
     #[test]
+    fn refuses_inputs_of_another_width_or_shape() {
+        let op = FusedLayerNorm::new(vec![1.0; 4].into(), vec![0.0; 4].into(), 1e-5, true).unwrap();
+        let e = op.output_facts(&[&f32::fact([2, 5]), &f32::fact([2, 5])]).unwrap_err().to_string();
+        assert!(e.contains("is not 4"), "{e}");
+        let e = op.output_facts(&[&f32::fact([2, 4]), &f32::fact([3, 4])]).unwrap_err().to_string();
+        assert!(e.contains("adding"), "{e}");
+        assert!(op.output_facts(&[&f32::fact([2, 4]), &f32::fact([1, 4])]).is_ok(), "one row repeated along the batch");
+    }
+
+    #[test]
     fn refuses_mismatched_parameters() {
         assert!(FusedLayerNorm::new(vec![1.0; 4].into(), vec![0.0; 3].into(), 1e-5, false).is_err());
         assert!(FusedLayerNorm::new(vec![1.0; 4].into(), vec![0.0; 4].into(), f32::NAN, false).is_err());

@@ -120,6 +120,14 @@ mod tests {
     }
 
     #[test]
+    fn refuses_integers_and_scalars() {
+        let e = RowSoftmax.output_facts(&[&i64::fact([2, 3])]).unwrap_err().to_string();
+        assert!(e.contains("RowSoftmax on I64"), "{e}");
+        let e = RowSoftmax.output_facts(&[&f32::fact([0usize; 0])]).unwrap_err().to_string();
+        assert!(e.contains("rank 1 or more"), "{e}");
+    }
+
+    #[test]
     fn a_row_sums_to_one_like_the_textbook_softmax() {
         for width in [1, 3, 8, 13, 50, 64] {
             let mut row: Vec<f32> = (0..width).map(|i| ((i * 37 % 11) as f32 - 5.0) * 1.7).collect();
