@@ -15,4 +15,4 @@ pub mod text;
 
 pub use exit::{ExitDecider, ExitPolicy};
 pub use files::BundleFiles;
-pub use manifest::{Manifest, Precision, FORMAT_VERSION};
+pub use manifest::{GraphFormat, Manifest, Precision, FORMAT_VERSION};

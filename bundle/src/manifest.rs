@@ -1,6 +1,6 @@
 //! The bundle: the one contract between the stages. A directory with
-//! `manifest.json`, the tokenizer and one ONNX graph per segment, written
-//! whole or not at all.
+//! `manifest.json`, the tokenizer and one graph per segment (ONNX, or the
+//! edge runtime's NNEF variant), written whole or not at all.
 
 use crate::atomic::{self, FileError};
 use crate::exit::ExitPolicy;
@@ -84,6 +84,36 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
     move |error| BundleError::Io { path: path.to_path_buf(), error }
 }
 
+/// How a bundle's graphs are stored, told by their file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFormat {
+    /// `*.onnx`: what the trainer exports and any ONNX tool opens.
+    Onnx,
+    /// `*.nnef.tar`: tract's NNEF archive of the typed graph (`edge-runtime
+    /// to-nnef`), which a board binary built without the ONNX parser loads.
+    Nnef,
+}
+
+impl GraphFormat {
+    pub fn of(name: &str) -> Option<Self> {
+        if name.ends_with(".onnx") {
+            Some(Self::Onnx)
+        } else if name.ends_with(".nnef.tar") {
+            Some(Self::Nnef)
+        } else {
+            None
+        }
+    }
+
+    /// The file name of a graph `stem` in this format.
+    pub fn file_name(self, stem: &str) -> String {
+        match self {
+            Self::Onnx => format!("{stem}.onnx"),
+            Self::Nnef => format!("{stem}.nnef.tar"),
+        }
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -119,6 +149,11 @@ impl Manifest {
             g.extend(exit.as_deref());
         }
         g
+    }
+
+    /// The format of every graph ([`Manifest::validate`] checks they share one).
+    pub fn graph_format(&self) -> GraphFormat {
+        GraphFormat::of(&self.embeddings).unwrap_or(GraphFormat::Onnx)
     }
 
     /// Every file the manifest names.
@@ -177,6 +212,7 @@ impl Manifest {
         }
         self.validate_labels()?;
         self.validate_files()?;
+        self.validate_graph_format()?;
         self.default_policy.check(self.exit_count()).map_err(|e| format!("default_policy: {e}"))
     }
 
@@ -195,6 +231,15 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    fn validate_graph_format(&self) -> Result<(), String> {
+        let format = GraphFormat::of(&self.embeddings)
+            .ok_or_else(|| format!("graph {:?} is neither .onnx nor .nnef.tar", self.embeddings))?;
+        match self.graphs().into_iter().find(|g| GraphFormat::of(g) != Some(format)) {
+            Some(g) => Err(format!("graph {g:?} is not stored like the embeddings graph {:?} ({format:?})", self.embeddings)),
+            None => Ok(()),
+        }
     }
 
     fn validate_files(&self) -> Result<(), String> {

@@ -198,6 +198,30 @@ fn a_file_named_many_times_is_refused_at_once() {
 }
 
 #[test]
+fn graphs_are_onnx_or_nnef_archives_never_a_mix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = bundle(tmp.path());
+    assert_eq!(BundleFiles::read(&b).unwrap().manifest.graph_format(), bundle::GraphFormat::Onnx);
+    let rename = |v: &mut serde_json::Value, from: &str, to: &str| {
+        let hash = v["sha256"][from].take();
+        v["sha256"].as_object_mut().unwrap().remove(from);
+        v["sha256"][to] = hash;
+        std::fs::rename(b.join(from), b.join(to)).unwrap();
+    };
+    edit_manifest(&b, |v| {
+        v["layers"][1] = "layer_01.nnef.tar".into();
+        rename(v, "layer_01.onnx", "layer_01.nnef.tar");
+    });
+    let e = load_err(&b);
+    assert!(e.contains("graph \"layer_01.nnef.tar\" is not stored like the embeddings graph") && e.contains("manifest.json"), "{e}");
+    edit_manifest(&b, |v| {
+        v["embeddings"] = "embeddings.pb".into();
+        rename(v, "embeddings.onnx", "embeddings.pb");
+    });
+    assert!(load_err(&b).contains("graph \"embeddings.pb\" is neither .onnx nor .nnef.tar"));
+}
+
+#[test]
 fn a_bundle_with_a_bad_name_is_never_written() {
     let tmp = tempfile::tempdir().unwrap();
     let mut m = manifest();

@@ -203,7 +203,7 @@ pub fn bench(model: &EdgeClassifier, bundle: &Path, data: &Path, opts: &BenchOpt
         batch_size,
         threads: opts.threads,
         machine: machine_description(),
-        runtime: format!("edge-runtime {} (tract-onnx 0.23)", env!("CARGO_PKG_VERSION")),
+        runtime: format!("edge-runtime {} (tract {})", env!("CARGO_PKG_VERSION"), crate::TRACT_VERSION),
         load_ms: None,
         segment_latency,
         cost_to_exit_after_layer_ms,

@@ -4,8 +4,9 @@
 //! stored, and the tokenizer's ids against the embedding table.
 
 use bundle::manifest::{Manifest, Precision};
+#[cfg(feature = "onnx")]
 use tract_onnx::pb::{tensor_proto::DataType, ModelProto};
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
 
 /// What a segment of the bundle is, hence what it must take and give.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,12 +117,31 @@ pub struct WeightTypes {
 }
 
 impl WeightTypes {
-    pub fn add(&mut self, proto: &ModelProto) {
+    /// The initializers of an ONNX graph.
+    #[cfg(feature = "onnx")]
+    pub fn add_onnx(&mut self, proto: &ModelProto) {
         for t in proto.graph.iter().flat_map(|g| &g.initializer) {
             match DataType::try_from(t.data_type) {
                 Ok(DataType::Float) => self.f32 += 1,
                 Ok(DataType::Float16) => self.f16 += 1,
                 Ok(DataType::Int8 | DataType::Uint8) => self.int8 += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// The tensor constants of a typed graph (what an NNEF archive stores as
+    /// variables; scalars are not weights).
+    pub fn add_typed(&mut self, model: &TypedModel) {
+        for konst in model.nodes().iter().filter_map(|n| n.op_as::<tract_nnef::tract_core::ops::konst::Const>()) {
+            let t = konst.val();
+            if t.rank() == 0 {
+                continue;
+            }
+            match t.datum_type() {
+                DatumType::F32 => self.f32 += 1,
+                DatumType::F16 => self.f16 += 1,
+                DatumType::I8 | DatumType::U8 | DatumType::QI8(_) | DatumType::QU8(_) => self.int8 += 1,
                 _ => {}
             }
         }
@@ -153,6 +173,7 @@ impl WeightTypes {
     }
 }
 
+#[cfg(feature = "onnx")]
 /// What tract's ONNX reader takes on trust (it panics rather than failing
 /// when it does not hold): every graph output is produced by something in the
 /// graph, and no node carries a subgraph (bundles have no control flow).

@@ -4,7 +4,7 @@
 //! tract 0.23.9 expands ONNX `LayerNormalization` into ten element-wise and
 //! reduction ops (about a fifth of a BERT layer's time at hidden 128), and
 //! runs the residual `Add` feeding it as one more pass over the hidden state.
-//! Here the ONNX parser is given a builder that turns a last-axis
+//! The ONNX parser is given a builder (`onnx_graph`) that turns a last-axis
 //! LayerNormalization with constant scale and bias (what the trainer exports)
 //! into [`FusedLayerNorm`]; anything else keeps tract's own expansion. After
 //! typing, [`absorb_residual_adds`] moves an `Add` of two same-shaped
@@ -13,77 +13,10 @@
 //! which change across versions. Tested against the stock expansion in
 //! `tests/own_ops.rs`.
 
-use std::sync::{Arc, OnceLock};
-use tract_onnx::model::{Onnx, ParsingContext};
-use tract_onnx::pb::NodeProto;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::math::Add;
-use tract_onnx::tract_hir::internal::*;
-
-type Builder = fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
-
-/// tract's ONNX framework with the fused LayerNormalization registered (built once).
-pub fn onnx() -> &'static Onnx {
-    static ONNX: OnceLock<Onnx> = OnceLock::new();
-    ONNX.get_or_init(|| {
-        let mut onnx = tract_onnx::onnx();
-        onnx.op_register.insert("LayerNormalization", layer_norm);
-        onnx
-    })
-}
-
-/// The stock tract parser (no fused op): for comparing plans, and its
-/// LayerNormalization builder takes the forms the fused op does not.
-pub fn stock_onnx() -> &'static Onnx {
-    static ONNX: OnceLock<Onnx> = OnceLock::new();
-    ONNX.get_or_init(tract_onnx::onnx)
-}
-
-fn layer_norm(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let initializers = &ctx.model.graph.as_ref().map(|g| g.initializer.as_slice()).unwrap_or_default();
-    let is_constant = |name: &String| initializers.iter().any(|t| &t.name == name);
-    let axis = node.get_attr_opt::<i64>("axis")?.unwrap_or(-1);
-    let one_output = node.output.iter().skip(1).all(|o| o.is_empty());
-    if axis == -1 && one_output && node.input.len() == 3 && node.input[1..].iter().all(is_constant) {
-        let epsilon = node.get_attr_opt::<f32>("epsilon")?.unwrap_or(1e-5);
-        return Ok((expand(FusedLayerNormExpansion { epsilon }), vec![]));
-    }
-    let stock: Builder = stock_onnx().op_register.0["LayerNormalization"];
-    stock(ctx, node)
-}
-
-/// The inference-time face of [`FusedLayerNorm`]: typing rules, and the
-/// wiring once scale and bias are known constants.
-#[derive(Debug, Clone)]
-struct FusedLayerNormExpansion {
-    epsilon: f32,
-}
-
-impl Expansion for FusedLayerNormExpansion {
-    fn name(&self) -> StaticName {
-        "FusedLayerNorm".into()
-    }
-
-    fn rules<'r, 'p: 'r, 's: 'r>(&'s self, s: &mut Solver<'r>, inputs: &'p [TensorProxy], outputs: &'p [TensorProxy]) -> InferenceResult {
-        check_input_arity(inputs, 3)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
-        s.equals(&inputs[0].shape, &outputs[0].shape)?;
-        Ok(())
-    }
-
-    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let constant = |outlet: OutletId, what: &str| -> TractResult<Arc<[f32]>> {
-            let fact = model.outlet_fact(outlet)?;
-            let value = fact.konst.as_ref().ok_or_else(|| format_err!("{prefix}: LayerNormalization {what} is not a constant"))?;
-            let value = value.cast_to::<f32>()?;
-            Ok(value.try_as_plain_ram()?.as_slice::<f32>()?.into())
-        };
-        let (scale, bias) = (constant(inputs[1], "scale")?, constant(inputs[2], "bias")?);
-        let op = FusedLayerNorm::new(scale, bias, self.epsilon, false)?;
-        model.wire_node(prefix, op, &inputs[..1])
-    }
-}
+use std::sync::Arc;
+use tract_nnef::tract_core::internal::*;
+use tract_nnef::tract_core::ops::binary::TypedBinOp;
+use tract_nnef::tract_core::ops::math::Add;
 
 /// `LayerNorm(x (+ residual))` over the last axis, computed in f32 whatever
 /// the input type (as tract's expansion does with its default stash type).
@@ -107,6 +40,19 @@ impl FusedLayerNorm {
 
     fn width(&self) -> usize {
         self.scale.len()
+    }
+
+    /// Scale and bias, one value per column.
+    pub fn parameters(&self) -> (&[f32], &[f32]) {
+        (&self.scale, &self.bias)
+    }
+
+    pub fn epsilon(&self) -> f32 {
+        self.epsilon
+    }
+
+    pub fn has_residual(&self) -> bool {
+        self.residual
     }
 }
 

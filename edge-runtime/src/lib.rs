@@ -13,9 +13,25 @@ pub mod calibrate;
 pub mod checks;
 pub mod fused_norm;
 pub mod kernels;
+pub mod nnef;
+#[cfg(feature = "onnx")]
+mod onnx_graph;
 #[cfg(feature = "plots")]
 mod plots;
 pub mod row_softmax;
 pub mod runtime;
 
+/// The tract release the runtime is built and tested against (pinned in the
+/// workspace's Cargo.toml: the own ops implement its internal traits).
+pub const TRACT_VERSION: &str = "0.23.9";
+
 pub use runtime::{set_threads, Compute, EdgeClassifier, LoadOptions, Prediction};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tract_version_is_the_pinned_one() {
+        let manifest = include_str!("../../Cargo.toml");
+        assert!(manifest.contains(&format!("tract-linalg = \"={}\"", super::TRACT_VERSION)));
+    }
+}

