@@ -8,6 +8,9 @@
 #
 #   scripts/bench-vs-onnxruntime.sh BUNDLE DATA.jsonl OUT_DIR [ROUNDS]
 #
+# Also converts the bundle to its NNEF twin (OUT_DIR/nnef, `edge-runtime
+# to-nnef`), checks it gives the same logits, and times its load and full
+# depth at batch 1, 1 thread, in the same rounds.
 # Writes OUT_DIR/merged.onnx (checked to give our logits), the per-run JSON,
 # and OUT_DIR/summary.{json,md}. Needs .venv-tools (scripts/setup-test-env.sh).
 set -euo pipefail
@@ -24,15 +27,21 @@ mkdir -p "$out"
 "$PY" "$root/scripts/ort_bench.py" "$bundle" "$out/ids.jsonl" --one-graph "$out/merged.onnx" --logits "$out/merged-logits.jsonl" > /dev/null
 "$PY" -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" "$data" \
   | "$E" classify --bundle "$bundle" --full --with-logits > "$out/ours-logits.jsonl"
+"$E" to-nnef --bundle "$bundle" --out "$out/nnef"
+"$PY" -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" "$data" \
+  | "$E" classify --bundle "$out/nnef" --full --with-logits > "$out/nnef-logits.jsonl"
 "$PY" - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
 a = [json.loads(l) for l in open(f"{out}/merged-logits.jsonl")]
 b = [json.loads(l)["logits"] for l in open(f"{out}/ours-logits.jsonl")]
+n = [json.loads(l)["logits"] for l in open(f"{out}/nnef-logits.jsonl")]
 d = max(abs(x - y) for r, s in zip(a, b) for x, y in zip(r, s))
-json.dump({"texts": len(a), "max_abs_logit_difference": d}, open(f"{out}/merged-parity.json", "w"))
-print(f"merged graph vs edge-runtime: {len(a)} texts, max |Δlogit| {d:.2e}", file=sys.stderr)
+dn = max(abs(x - y) for r, s in zip(n, b) for x, y in zip(r, s))
+json.dump({"texts": len(a), "max_abs_logit_difference": d, "nnef_twin_max_abs_logit_difference": dn}, open(f"{out}/merged-parity.json", "w"))
+print(f"merged graph vs edge-runtime: {len(a)} texts, max |Δlogit| {d:.2e}; NNEF twin {dn:.2e}", file=sys.stderr)
 assert len(a) == len(b) and d < 1e-4, "the merged graph does not compute the bundle's logits"
+assert len(n) == len(b) and dn == 0, "the NNEF twin does not compute the bundle's logits"
 PY
 for r in $(seq 1 "$rounds"); do
   for cfg in "1 1" "2 1" "1 8"; do
@@ -41,6 +50,9 @@ for r in $(seq 1 "$rounds"); do
     "$PY" "$root/scripts/ort_bench.py" "$bundle" "$out/ids.jsonl" --threads "$t" --batch "$b" --one-graph "$out/merged.onnx" > "$out/ort-one-t$t-b$b-r$r.json"
     "$PY" "$root/scripts/ort_bench.py" "$bundle" "$out/ids.jsonl" --threads "$t" --batch "$b" > "$out/ort-seg-t$t-b$b-r$r.json"
     "$E" --threads "$t" bench --bundle "$bundle" --data "$data" --batch-size "$b" --out "$out/ours-t$t-b$b-r$r" > /dev/null
+    if [ "$t$b" = 11 ]; then
+      "$E" --threads 1 bench --bundle "$out/nnef" --data "$data" --full-only --out "$out/nnef-t1-b1-r$r" > /dev/null
+    fi
   done
 done
 "$PY" "$root/scripts/summarize_vs_ort.py" "$out" "$rounds"

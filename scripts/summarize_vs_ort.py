@@ -38,10 +38,16 @@ for t, b in ((1, 1), (2, 1), (1, 8)):
                   f"{row['ratio_vs_one_graph']:.2f}× | {1/row['ratio_vs_one_graph']:.2f}× |")
 # Cold start: our bundle load (read, verify, parse, check, optimize) against
 # onnxruntime's session creation for the merged graph and for the segments.
-load = {"edge_runtime_load_ms": mean([json.loads((out / f"ours-t1-b1-r{r}" / "report.json").read_text())["load_ms"] for r in range(1, rounds + 1)]),
+report = lambda name, r: json.loads((out / f"{name}-t1-b1-r{r}" / "report.json").read_text())
+load = {"edge_runtime_load_ms": mean([report("ours", r)["load_ms"] for r in range(1, rounds + 1)]),
+        "edge_runtime_nnef_twin_load_ms": mean([report("nnef", r)["load_ms"] for r in range(1, rounds + 1)]),
         "ort_one_graph_session_ms": mean([json.loads((out / f"ort-one-t1-b1-r{r}.json").read_text())["session_create_ms"] for r in range(1, rounds + 1)]),
         "ort_per_segment_sessions_ms": mean([json.loads((out / f"ort-seg-t1-b1-r{r}.json").read_text())["session_create_ms"] for r in range(1, rounds + 1)])}
-md += ["", "| load | ms |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in load.items()]
+# The NNEF twin at full depth, batch 1, 1 thread: the same plan, so the same time.
+full = lambda name, r: next(p for p in report(name, r)["policies"] if p["name"] == "full")["latency"]["mean_ms"]
+load["nnef_twin_full_depth_ms_over_onnx_bundle"] = mean([full("nnef", r) / full("ours", r) for r in range(1, rounds + 1)])
+md += ["", "| load | ms |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in load.items() if k.endswith("_ms")]
+md += ["", f"NNEF twin, full depth, batch 1, 1 thread: {load['nnef_twin_full_depth_ms_over_onnx_bundle']:.3f}× the ONNX bundle's time"]
 rows.append({"load": load})
 (out / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
 (out / "summary.md").write_text("\n".join(md) + "\n")

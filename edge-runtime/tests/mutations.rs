@@ -5,8 +5,11 @@
 //! either a clear error that names the bundle or a model that classifies
 //! without panicking. An unsealed damaged bundle never answers.
 //!
-//! `BUNDLE_MUTATIONS` sets the count (default 600; the qemu runs use fewer),
-//! `BUNDLE_MUTATION_SEED` the seed.
+//! The same for the bundle's NNEF twin (`to-nnef`), whose archives reach
+//! tract's NNEF reader instead of its ONNX parser.
+//!
+//! `BUNDLE_MUTATIONS` sets the count (default 600 for the ONNX bundle, half
+//! that for the twin; the qemu runs use fewer), `BUNDLE_MUTATION_SEED` the seed.
 
 use bundle::manifest::sha256_hex;
 use bundle::ExitPolicy;
@@ -43,8 +46,7 @@ struct Parts {
 }
 
 impl Parts {
-    fn read() -> Self {
-        let dir = fixture();
+    fn read(dir: &Path) -> Self {
         let manifest = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
         let files = std::fs::read_dir(&dir)
             .unwrap()
@@ -163,10 +165,27 @@ enum Outcome {
     Answered,
 }
 
+fn mutation_count(default: usize) -> usize {
+    std::env::var("BUNDLE_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 #[test]
 fn no_mutation_of_the_bundle_panics_and_no_damaged_bundle_answers() {
-    let count: usize = std::env::var("BUNDLE_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
-    let original = Parts::read();
+    no_mutation_panics_or_answers_damaged(&fixture(), mutation_count(600));
+}
+
+#[cfg(feature = "onnx")]
+#[test]
+fn no_mutation_of_the_nnef_twin_panics_and_no_damaged_twin_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let twin = tmp.path().join("nnef");
+    let onnx = bundle::BundleFiles::read(&fixture()).unwrap();
+    edge_runtime::nnef::convert_bundle(&onnx, &twin, &edge_runtime::LoadOptions::default()).unwrap();
+    no_mutation_panics_or_answers_damaged(&twin, mutation_count(600) / 2);
+}
+
+fn no_mutation_panics_or_answers_damaged(source: &Path, count: usize) {
+    let original = Parts::read(source);
     let seed = std::env::var("BUNDLE_MUTATION_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed_b0d1e);
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();
