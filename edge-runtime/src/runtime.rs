@@ -165,6 +165,7 @@ fn in_parallel<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) ->
 
 /// A graph parsed from its verified bytes into a typed model (not yet
 /// optimized), in the bundle's graph format.
+#[cfg(feature = "onnx")]
 pub(crate) fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, options: &LoadOptions) -> Result<TypedModel, RuntimeError> {
     parse_graph_staged(bundle, file, weights, options).map(|(model, _)| model)
 }

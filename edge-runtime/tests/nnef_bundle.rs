@@ -38,7 +38,7 @@ fn the_nnef_twin_classifies_exactly_like_the_onnx_bundle() {
     // Same graph, same plan: the same bits at every exit.
     assert_eq!(logits(&onnx, &texts), logits(&nnef, &texts));
     for policy in [ExitPolicy::Full, ExitPolicy::Entropy { speed: 0.95 }, ExitPolicy::Patience { n: 1 }] {
-        for text in &texts {
+        for text in &texts[..30] {
             let (a, b) = (onnx.classify(text, policy).unwrap(), nnef.classify(text, policy).unwrap());
             assert_eq!((a.label, a.exit_layer, a.logits), (b.label, b.exit_layer, b.logits), "{policy:?} {text}");
         }
