@@ -3,8 +3,9 @@
 //!
 //! What a bundle is and how a sample exits (the contract every stage shares)
 //! is the `bundle` crate; this crate runs it. Without default features it is
-//! the runtime alone; `tools` adds bench and calibrate, `cli` what the binary
-//! needs.
+//! the runtime alone, reading NNEF bundles (`nnef`); `onnx` adds tract's ONNX
+//! parser (ONNX bundles, `to-nnef`), `tools` bench and calibrate, `cli` what
+//! the binary needs.
 
 #[cfg(feature = "tools")]
 pub mod bench;

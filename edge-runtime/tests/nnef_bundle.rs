@@ -34,11 +34,12 @@ fn the_nnef_twin_classifies_exactly_like_the_onnx_bundle() {
     assert!(manifest.graphs().iter().all(|g| g.ends_with(".nnef.tar") && out.join(g).is_file()), "{manifest:?}");
     assert!(out.join("vocab.txt").is_file() && manifest.sha256.contains_key("vocab.txt"), "the other files come along");
     let (onnx, nnef) = (EdgeClassifier::load(&fixture("tiny-bundle")).unwrap(), EdgeClassifier::load(&out).unwrap());
-    let texts = texts();
+    // 50 texts, 20 under each policy: the suite also runs under qemu.
+    let texts = &texts()[..50];
     // Same graph, same plan: the same bits at every exit.
-    assert_eq!(logits(&onnx, &texts), logits(&nnef, &texts));
+    assert_eq!(logits(&onnx, texts), logits(&nnef, texts));
     for policy in [ExitPolicy::Full, ExitPolicy::Entropy { speed: 0.95 }, ExitPolicy::Patience { n: 1 }] {
-        for text in &texts[..30] {
+        for text in &texts[..20] {
             let (a, b) = (onnx.classify(text, policy).unwrap(), nnef.classify(text, policy).unwrap());
             assert_eq!((a.label, a.exit_layer, a.logits), (b.label, b.exit_layer, b.logits), "{policy:?} {text}");
         }
@@ -50,7 +51,7 @@ fn a_twin_of_stock_ops_and_one_computing_in_f16_agree_too() {
     let tmp = tempfile::tempdir().unwrap();
     let stock = LoadOptions { fuse_layer_norm: false, row_softmax: false, ..LoadOptions::default() };
     convert(&stock, &tmp.path().join("stock"));
-    let texts = &texts()[..20];
+    let texts = &texts()[..10];
     let onnx = EdgeClassifier::load_with_options(&fixture("tiny-bundle"), stock).unwrap();
     assert_eq!(logits(&onnx, texts), logits(&EdgeClassifier::load_with_options(&tmp.path().join("stock"), stock).unwrap(), texts));
     // In f16 the twin is translated and decluttered again, like the ONNX graphs.
