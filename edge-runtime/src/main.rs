@@ -177,7 +177,7 @@ enum Command {
     /// Write the NNEF variant of an ONNX bundle: each graph as tract's NNEF
     /// archive of the typed graph (own ops included, as --no-fused-norm and
     /// --no-row-softmax choose), for a board binary built without the ONNX
-    /// parser; it loads faster and classifies exactly like the ONNX bundle.
+    /// parser; it classifies exactly like the ONNX bundle.
     #[cfg(feature = "onnx")]
     ToNnef {
         /// The ONNX bundle.

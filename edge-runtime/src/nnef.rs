@@ -186,28 +186,6 @@ pub enum ReadError {
 mod tests {
     use super::*;
 
-    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, *data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn an_archive_holds_one_graph_and_its_tensors_at_the_top_level() {
-        assert!(check_entries(&tar_of(&[("graph.nnef", b"version 1.0;"), ("w.dat", b"")])).is_ok());
-        let sub = check_entries(&tar_of(&[("graph.nnef", b""), ("sub/graph.nnef", b"")])).unwrap_err();
-        assert!(sub.contains("\"sub/graph.nnef\""), "{sub}");
-        assert!(check_entries(&tar_of(&[("w.dat", b"")])).unwrap_err().contains("no graph.nnef"));
-        assert!(check_entries(&tar_of(&[("graph.nnef", b""), ("notes.txt", b"")])).unwrap_err().contains("notes.txt"));
-        assert!(check_entries(b"not a tar archive at all, just text").is_err());
-    }
-
     #[test]
     fn own_ops_survive_a_round_trip() {
         let mut model = TypedModel::default();

@@ -107,6 +107,14 @@ fn a_load_refuses_archives_no_conversion_writes() {
     let e = err(&out);
     assert!(e.contains("layer_01.nnef.tar") && e.contains("\"inner/graph.nnef\""), "{e}");
 
+    swap_graph(&out, "layer_01.nnef.tar", &tar_of(&[("graph.nnef", b"version 1.0;"), ("notes.txt", b"")]));
+    let e = err(&out);
+    assert!(e.contains("layer_01.nnef.tar") && e.contains("notes.txt"), "{e}");
+
+    swap_graph(&out, "layer_01.nnef.tar", &tar_of(&[("w.dat", b"")]));
+    let e = err(&out);
+    assert!(e.contains("layer_01.nnef.tar") && e.contains("no graph.nnef"), "{e}");
+
     swap_graph(&out, "layer_01.nnef.tar", &tar_of(&[("graph.nnef", b"version 1.0; graph g( ) -> ( ) { }")]));
     let e = err(&out);
     assert!(e.contains("layer_01.nnef.tar"), "{e}");
