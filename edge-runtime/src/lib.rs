@@ -15,6 +15,7 @@ pub mod checks;
 pub mod fused_norm;
 pub mod kernels;
 pub mod nnef;
+mod nnef_ops;
 #[cfg(feature = "onnx")]
 mod onnx_graph;
 #[cfg(feature = "plots")]

@@ -177,7 +177,10 @@ enum Command {
     /// Write the NNEF variant of an ONNX bundle: each graph as tract's NNEF
     /// archive of the typed graph (own ops included, as --no-fused-norm and
     /// --no-row-softmax choose), for a board binary built without the ONNX
-    /// parser; it classifies exactly like the ONNX bundle.
+    /// parser; it classifies exactly like the ONNX bundle. Each archive is read
+    /// back with the board's reader (only the ops a BERT twin uses). f32 and
+    /// int8 bundles; an f16 bundle is refused (convert the f32 one and run it
+    /// with --compute f16).
     #[cfg(feature = "onnx")]
     ToNnef {
         /// The ONNX bundle.

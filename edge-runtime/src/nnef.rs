@@ -21,10 +21,18 @@ use tract_nnef::internal::*;
 use tract_nnef::tract_core::ops::nn::GeluExact;
 use tract_nnef::ser::{logical, numeric};
 
-/// tract's NNEF framework (its core ops) with the runtime's own ops (built once).
+/// tract's NNEF framework (every core op) with the runtime's own ops (built
+/// once): what `to-nnef` writes with.
 pub fn framework() -> &'static Nnef {
     static NNEF: OnceLock<Nnef> = OnceLock::new();
     NNEF.get_or_init(|| tract_nnef::nnef().with_registry(registry()))
+}
+
+/// The reader of twins: only the ops a twin uses (`crate::nnef_ops`) and the
+/// runtime's own (built once).
+pub fn reader() -> &'static Nnef {
+    static NNEF: OnceLock<Nnef> = OnceLock::new();
+    NNEF.get_or_init(|| crate::nnef_ops::reader(registry()))
 }
 
 fn registry() -> Registry {
@@ -109,13 +117,31 @@ pub fn convert_bundle(bundle: &bundle::BundleFiles, out: &std::path::Path, optio
         let path = bundle.path_of(&manifest.embeddings).display().to_string();
         return Err(RuntimeError::Mismatch { path, what: "already an NNEF graph; to-nnef converts ONNX bundles".into() });
     }
+    if manifest.precision == bundle::manifest::Precision::F16 {
+        // tract folds the f16 weights' casts while decluttering, so the twin would
+        // store them in f32: twice the size, for no gain over the f32 bundle's twin.
+        let path = bundle.path_of("manifest.json");
+        return Err(RuntimeError::Input(format!(
+            "{}: precision f16: an f16 bundle has no NNEF twin (its weights would be stored in f32); \
+             convert the f32 bundle instead, and `--compute f16` runs that twin in f16 on a board with f16 arithmetic",
+            path.display()
+        )));
+    }
     let graphs: Vec<String> = manifest.graphs().into_iter().map(String::from).collect();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut renamed = std::collections::BTreeMap::new();
     for file in &graphs {
         let model = crate::runtime::parse_graph(bundle, file, &mut Default::default(), options)?;
         let path = bundle.path_of(file).display().to_string();
-        let bytes = model.into_decluttered().and_then(|m| write_graph(&m)).map_err(|error| RuntimeError::Graph { path, error })?;
+        let bytes = model.into_decluttered().and_then(|m| write_graph(&m)).map_err(|error| RuntimeError::Graph { path: path.clone(), error })?;
+        // What converts must load on a board: read it back with the twins' reader.
+        read_graph(&bytes).map_err(|e| {
+            let why = match e {
+                ReadError::Archive(what) => what,
+                ReadError::Graph(error) => format!("{error:#}"),
+            };
+            RuntimeError::Mismatch { path: path.clone(), what: format!("its NNEF twin does not read back with the board's reader: {why}") }
+        })?;
         let name = GraphFormat::Nnef.file_name(file.strip_suffix(".onnx").unwrap_or(file));
         renamed.insert(file.clone(), name.clone());
         files.push((name, bytes));
@@ -171,7 +197,7 @@ fn check_entries(bytes: &[u8]) -> Result<(), String> {
 pub fn read_graph(mut bytes: &[u8]) -> Result<TypedModel, ReadError> {
     check_entries(bytes).map_err(ReadError::Archive)?;
     let reader: &mut dyn Read = &mut bytes;
-    framework().model_for_read(reader).map_err(ReadError::Graph)
+    self::reader().model_for_read(reader).map_err(ReadError::Graph)
 }
 
 #[derive(Debug)]
@@ -200,5 +226,17 @@ mod tests {
         assert!(ops.contains(&"FusedAddLayerNorm".to_string()) && ops.contains(&"RowSoftmax".to_string()), "{ops:?}");
         let ln = back.nodes().iter().find_map(|n| n.op_as::<FusedLayerNorm>()).unwrap();
         assert_eq!(ln, &op);
+    }
+
+    #[test]
+    fn the_reader_refuses_an_op_a_twin_never_uses_by_name() {
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([2, 3])).unwrap();
+        let y = model.wire_node("sin", tract_nnef::tract_core::ops::math::sin(), &[x]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+        // tract's full framework writes it; the twins' reader does not know `sin`.
+        let archive = write_graph(&model).unwrap();
+        let Err(ReadError::Graph(e)) = read_graph(&archive) else { panic!("an archive using `sin` was read") };
+        assert!(format!("{e:#}").contains("No definition for operator Identifier(\"sin\")"), "{e:#}");
     }
 }

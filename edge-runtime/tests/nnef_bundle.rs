@@ -129,3 +129,24 @@ fn a_load_refuses_archives_no_conversion_writes() {
     let again = edge_runtime::nnef::convert_bundle(&BundleFiles::read(&out).unwrap(), &tmp.path().join("twice"), &LoadOptions::default());
     assert!(again.unwrap_err().to_string().contains("already an NNEF graph"));
 }
+
+#[test]
+fn an_f16_bundle_is_refused_with_the_way_to_run_it_in_f16() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("f16");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture("tiny-bundle")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    // Only the manifest's word matters here: the conversion refuses before any graph is read.
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["precision"] = "f16".into();
+    std::fs::write(&path, m.to_string()).unwrap();
+    let e = edge_runtime::nnef::convert_bundle(&BundleFiles::read(&dir).unwrap(), &tmp.path().join("out"), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("manifest.json") && e.contains("f16 bundle") && e.contains("--compute f16"), "{e}");
+    assert!(!tmp.path().join("out").exists(), "nothing is written");
+}
