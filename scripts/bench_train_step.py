@@ -32,6 +32,7 @@ def parse_args():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--labels", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda:N, as `trainer bench-step --device`")
     a = ap.parse_args()
     if a.steps < 1 or a.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
@@ -64,14 +65,20 @@ def main():
         num_labels=a.labels,
         # hidden/attention dropout stay at the HF default of 0.1.
     )
-    model = BertForSequenceClassification(cfg)
+    device = torch.device(a.device)
+    model = BertForSequenceClassification(cfg).to(device)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
 
     # Fixed random batch reused every step: we time compute, not data loading.
-    ids = torch.randint(5, a.vocab_size, (a.batch_size, a.max_len))
+    ids = torch.randint(5, a.vocab_size, (a.batch_size, a.max_len)).to(device)
     mask = torch.ones_like(ids)
-    labels = torch.randint(0, a.labels, (a.batch_size,))
+    labels = torch.randint(0, a.labels, (a.batch_size,)).to(device)
+
+    def sync():
+        # CUDA runs the step asynchronously: wait for it, as the Rust bench does.
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -79,6 +86,7 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sync()
         return loss
 
     for _ in range(a.warmup):
@@ -93,6 +101,7 @@ def main():
     print(json.dumps({
         "impl": "pytorch",
         "torch": torch.__version__,
+        "device": str(device),
         "threads": torch.get_num_threads(),
         "batch_size": a.batch_size,
         "max_len": a.max_len,

@@ -22,6 +22,7 @@ pub struct StepBenchOptions {
     pub batch_size: usize,
     pub steps: usize,
     pub warmup: usize,
+    pub device: Device,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +30,7 @@ pub struct StepBenchResult {
     #[serde(rename = "impl")]
     pub implementation: &'static str,
     pub candle: &'static str,
+    pub device: String,
     pub threads: usize,
     pub batch_size: usize,
     pub max_len: usize,
@@ -38,6 +40,15 @@ pub struct StepBenchResult {
     pub step_ms_mean: f64,
     pub step_ms_min: f64,
     pub steps: usize,
+}
+
+/// `cpu` or `cuda:N`, as `--device` takes it and as the PyTorch bench prints it.
+fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
 }
 
 pub fn bench_train_step(o: &StepBenchOptions) -> Result<StepBenchResult> {
@@ -50,7 +61,7 @@ pub fn bench_train_step(o: &StepBenchOptions) -> Result<StepBenchResult> {
     let labels = LabelSet { labels: vec!["neg".into(), "pos".into()] };
     // The bench feeds random ids, so a minimal tokenizer stands in for a real one.
     let tokenizer = crate::tokenize::build_vocab(&["a b".to_string()], 10, 1)?;
-    let device = Device::Cpu;
+    let device = o.device.clone();
     let model = SequenceClassifier::new(cfg, labels, tokenizer, &device, 0)?;
     let mut opt = AdamW::new(model.varmap.data().lock().unwrap().clone(), 0.01)?;
     let mut rng = StdRng::seed_from_u64(0);
@@ -64,6 +75,8 @@ pub fn bench_train_step(o: &StepBenchOptions) -> Result<StepBenchResult> {
         let t0 = Instant::now();
         let loss = || Ok(candle_nn::loss::cross_entropy(&model.model.forward(&ids, &mask, true)?, &labels)?);
         crate::train::train_step(&mut opt, loss, 1e-4, 1.0)?;
+        // A GPU runs the optimizer's updates asynchronously: count them in this step.
+        device.synchronize()?;
         if i >= o.warmup {
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }
@@ -73,6 +86,7 @@ pub fn bench_train_step(o: &StepBenchOptions) -> Result<StepBenchResult> {
     Ok(StepBenchResult {
         implementation: "candle",
         candle: "0.11.1",
+        device: device_name(&device),
         threads: candle_core::utils::get_num_threads(),
         batch_size: o.batch_size,
         max_len: o.max_len,

@@ -150,6 +150,9 @@ enum Command {
         steps: usize,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
+        /// cpu or cuda:N (cuda needs a build with --features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: String,
         #[arg(long)]
         json: bool,
     },
@@ -513,8 +516,9 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("plot written to {}", plot.display());
             }
         }
-        Command::BenchStep { layers, hidden, heads, intermediate, vocab_size, max_len, batch_size, steps, warmup, json } => {
-            let o = bench::StepBenchOptions { layers, hidden, heads, intermediate, vocab_size, max_len, batch_size, steps, warmup };
+        Command::BenchStep { layers, hidden, heads, intermediate, vocab_size, max_len, batch_size, steps, warmup, device, json } => {
+            let device = trainer::parse_device(&device)?;
+            let o = bench::StepBenchOptions { layers, hidden, heads, intermediate, vocab_size, max_len, batch_size, steps, warmup, device };
             let r = bench::bench_train_step(&o)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
