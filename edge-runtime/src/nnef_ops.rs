@@ -2,11 +2,15 @@
 //!
 //! tract's default NNEF framework registers every op tract-core has
 //! (convolutions, pooling, FFTs, recurrent cells, …). The reader registers
-//! only what `to-nnef` writes for a BERT segment, so the board binary does
-//! not link the rest (the linker drops ops no registry can build), and an
-//! archive that asks for anything else is refused by name. `to-nnef` reads
-//! every archive it writes back with this reader, so a twin that converts is
-//! a twin the board binary loads.
+//! only what `to-nnef` writes for a BERT segment, so an archive (untrusted
+//! input) that asks for anything else is refused by name before any of that
+//! code runs. `to-nnef` reads every archive it writes back with this reader,
+//! so a twin that converts is a twin the board binary loads.
+//!
+//! It does not make the binary smaller: tract-nnef registers a graph-patching
+//! transform through `inventory` (a static constructor the linker keeps), and
+//! that transform builds the default framework, so tract's whole op set stays
+//! linked (docs/results.md, "What the binary and a twin's load are made of").
 //!
 //! The loaders of NNEF's standard ops are tract's own (`tract_nnef::ops::nnef::deser`);
 //! the four `tract_core_*` ones are private in tract-nnef 0.23.9 and are
