@@ -5,6 +5,7 @@
 //! cannot slip in.
 
 use crate::manifest::{limits, sha256_hex, BundleError, Manifest, MANIFEST};
+use crate::parallel::in_parallel;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -58,8 +59,11 @@ impl BundleFiles {
     }
 
     fn verified(manifest: Manifest, files: BTreeMap<String, Vec<u8>>, origin: &Path) -> Result<Self, BundleError> {
+        // Hashing is most of reading a large bundle on a board without SHA
+        // instructions (a Pi 4's Cortex-A72 has none): one file per core at a time.
         let contents: Vec<&[u8]> = manifest.sha256.keys().map(|name| files[name].as_slice()).collect();
-        for ((name, expected), found) in manifest.sha256.iter().zip(sha256_all(&contents)) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for ((name, expected), found) in manifest.sha256.iter().zip(in_parallel(contents, cores, sha256_hex)) {
             if &found != expected {
                 return Err(BundleError::Checksum { path: origin.join(name), expected: expected.clone(), found });
             }
@@ -131,41 +135,6 @@ fn too_large(path: &Path, size: u64, limit: u64) -> BundleError {
 /// a file's place cannot hang the load, and checked on the open handle, so
 /// what is checked is what is read.
 
-/// The sha256 of each item, in order, spread over the cores: hashing is most
-/// of reading a large bundle on a board without SHA instructions (a Pi 4's
-/// Cortex-A72 has none).
-fn sha256_all(items: &[&[u8]]) -> Vec<String> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
-    if threads <= 1 {
-        return items.iter().map(|bytes| sha256_hex(bytes)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut hashes = vec![String::new(); items.len()];
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(bytes) = items.get(i) else { break done };
-                        done.push((i, sha256_hex(bytes)));
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            // A worker only hashes; were it to die, its slots stay empty and
-            // those files fail their checksum rather than pass unchecked.
-            for (i, hash) in worker.join().unwrap_or_default() {
-                hashes[i] = hash;
-            }
-        }
-    });
-    hashes
-}
-
 fn read_inside(root: &Path, dir: &Path, name: &str, limit: u64) -> Result<Vec<u8>, BundleError> {
     let shown = dir.join(name);
     let refused = |what: &str| BundleError::Unsafe { path: shown.clone(), what: what.to_string() };
@@ -211,7 +180,7 @@ mod tests {
         let items: Vec<Vec<u8>> = (0..40).map(|i| if i % 7 == 0 { Vec::new() } else { vec![i as u8; i * 1000] }).collect();
         let slices: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
         let one_by_one: Vec<String> = slices.iter().map(|b| sha256_hex(b)).collect();
-        assert_eq!(sha256_all(&slices), one_by_one);
-        assert!(sha256_all(&[]).is_empty());
+        assert_eq!(in_parallel(slices, 4, sha256_hex), one_by_one);
+        assert!(in_parallel(Vec::<&[u8]>::new(), 4, sha256_hex).is_empty());
     }
 }

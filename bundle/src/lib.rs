@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod exit;
 pub mod files;
 pub mod manifest;
+pub mod parallel;
 pub mod stats;
 pub mod text;
 

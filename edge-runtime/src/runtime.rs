@@ -6,6 +6,7 @@ use crate::checks::{self, Role, WeightTypes};
 use crate::{fused_norm, nnef, row_softmax};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
+use bundle::parallel::in_parallel;
 use bundle::manifest::{BundleError, GraphFormat, Manifest, Precision};
 use std::path::Path;
 use std::sync::Arc;
@@ -136,31 +137,6 @@ impl Default for LoadOptions {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1 }
     }
-}
-
-/// `f` over `items` on up to `threads` scoped threads, results in the items'
-/// order. One thread (or one item) runs on the caller's.
-fn in_parallel<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    if threads <= 1 || items.len() <= 1 {
-        return items.into_iter().map(f).collect();
-    }
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-    let n = items.len();
-    let work: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
-    let done: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(n) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = work.get(i).and_then(|w| w.lock().unwrap_or_else(|p| p.into_inner()).take()) else { break };
-                let r = f(item);
-                *done[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            });
-        }
-    });
-    done.into_iter().map(|d| d.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every item was run")).collect()
 }
 
 /// A graph parsed from its verified bytes into a typed model (not yet
@@ -618,18 +594,6 @@ impl EdgeClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parallel_work_comes_back_in_the_order_given() {
-        // Later items finish first; the results keep the items' order.
-        let items: Vec<u64> = (0..9).collect();
-        let out = in_parallel(items, 3, |i| {
-            std::thread::sleep(Duration::from_millis(9 - i));
-            Err::<u64, u64>(i * 10)
-        });
-        assert_eq!(out, (0..9).map(|i| Err(i * 10)).collect::<Vec<_>>());
-        assert_eq!(in_parallel(vec![1, 2], 1, |i| i + 1), [2, 3]);
-    }
 
     #[test]
     fn batches_pad_to_the_multiple_with_a_zero_mask_but_never_past_max_len() {
