@@ -42,9 +42,8 @@ const STANDARD_PRIMITIVES: &[(&str, ToTract)] = &[
     ("softmax", deser::softmax),
 ];
 
-fn standard() -> Registry {
+fn standard(mut stdlib: Vec<FragmentDef>) -> Registry {
     let mut registry = Registry::new("tract_nnef");
-    let mut stdlib = tract_nnef::framework::stdlib();
     for (id, load) in STANDARD_PRIMITIVES {
         let pos = stdlib.iter().position(|f| f.decl.id.0 == *id).expect("a primitive of NNEF's standard library");
         let decl = stdlib.remove(pos).decl;
@@ -145,9 +144,11 @@ fn load_external(builder: &mut ModelBuilder, invocation: &ResolvedInvocation) ->
 /// The reader of bundle twins: the ops above and the runtime's own
 /// (`own`), from a graph document and its tensors (no sub-models).
 pub fn reader(own: Registry) -> Nnef {
+    // Parsed once (tract's default framework parses it twice): a few percent of a load.
+    let stdlib = tract_nnef::framework::stdlib();
     Nnef {
-        stdlib: tract_nnef::framework::stdlib(),
-        registries: vec![standard(), core(), own],
+        stdlib: stdlib.clone(),
+        registries: vec![standard(stdlib), core(), own],
         resource_loaders: vec![GraphNnefLoader.into_boxed(), DatLoader.into_boxed(), GraphQuantLoader.into_boxed()],
         allow_extended_identifier_syntax: false,
         extern_all_constants: false,
