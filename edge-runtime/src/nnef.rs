@@ -228,32 +228,6 @@ mod tests {
         assert_eq!(ln, &op);
     }
 
-    /// An archive holding `graph.nnef` only, with `text` as the document.
-    fn archive_of(text: &str) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(text.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, "graph.nnef", text.as_bytes()).unwrap();
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn a_layer_norm_whose_scale_is_not_a_vector_is_refused() {
-        // What only a hand-edited archive can hold: a to-nnef twin stores 1-d parameters.
-        let doc = |scale: &str| {
-            format!(
-                "version 1.0;\nextension tract_registry edge_runtime;\ngraph network(x) -> (y) {{\n\
-                 x = external<scalar>(shape = [1, 2]);\n\
-                 y = edge_runtime_layer_norm(x, x, {scale}, [0.0, 0.0], epsilon = 0.00001, with_residual = false);\n}}\n"
-            )
-        };
-        assert!(read_graph(&archive_of(&doc("[1.0, 2.0]"))).is_ok(), "the well-formed document reads");
-        let Err(ReadError::Graph(e)) = read_graph(&archive_of(&doc("[[1.0, 2.0]]"))) else { panic!("a 2-d scale was read") };
-        assert!(format!("{e:#}").contains("scale has rank 2, expected 1"), "{e:#}");
-    }
-
     #[test]
     fn the_reader_refuses_an_op_a_twin_never_uses_by_name() {
         let mut model = TypedModel::default();

@@ -3,7 +3,8 @@
 //! conversion writes.
 
 use bundle::manifest::{sha256_hex, Manifest};
-use bundle::{BundleFiles, ExitPolicy, GraphFormat};
+use bundle::{BundleFiles, ExitPolicy, GraphFormat, Precision};
+use edge_runtime::nnef::{read_graph, ReadError};
 use edge_runtime::{Compute, EdgeClassifier, LoadOptions};
 use std::path::{Path, PathBuf};
 
@@ -135,18 +136,27 @@ fn an_f16_bundle_is_refused_with_the_way_to_run_it_in_f16() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("f16");
     std::fs::create_dir(&dir).unwrap();
-    for entry in std::fs::read_dir(fixture("tiny-bundle")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
     // Only the manifest's word matters here: the conversion refuses before any graph is read.
-    let path = dir.join("manifest.json");
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    m["precision"] = "f16".into();
-    std::fs::write(&path, m.to_string()).unwrap();
+    BundleFiles::read(&fixture("tiny-bundle")).unwrap().rewrite(&dir, &[], |m| m.precision = Precision::F16).unwrap();
     let e = edge_runtime::nnef::convert_bundle(&BundleFiles::read(&dir).unwrap(), &tmp.path().join("out"), &LoadOptions::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("manifest.json") && e.contains("f16 bundle") && e.contains("--compute f16"), "{e}");
     assert!(!tmp.path().join("out").exists(), "nothing is written");
+}
+
+#[test]
+fn a_layer_norm_whose_scale_is_not_a_vector_is_refused() {
+    // What only a hand-edited archive can hold: a to-nnef twin stores 1-d parameters.
+    let doc = |scale: &str| {
+        let text = format!(
+            "version 1.0;\nextension tract_registry edge_runtime;\ngraph network(x) -> (y) {{\n\
+             x = external<scalar>(shape = [1, 2]);\n\
+             y = edge_runtime_layer_norm(x, x, {scale}, [0.0, 0.0], epsilon = 0.00001, with_residual = false);\n}}\n"
+        );
+        tar_of(&[("graph.nnef", text.as_bytes())])
+    };
+    assert!(read_graph(&doc("[1.0, 2.0]")).is_ok(), "the well-formed document reads");
+    let Err(ReadError::Graph(e)) = read_graph(&doc("[[1.0, 2.0]]")) else { panic!("a 2-d scale was read") };
+    assert!(format!("{e:#}").contains("scale has rank 2, expected 1"), "{e:#}");
 }
