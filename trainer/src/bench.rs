@@ -42,15 +42,6 @@ pub struct StepBenchResult {
     pub steps: usize,
 }
 
-/// `cpu` or `cuda:N`, as `--device` takes it and as the PyTorch bench prints it.
-fn device_name(device: &Device) -> String {
-    match device.location() {
-        candle_core::DeviceLocation::Cpu => "cpu".into(),
-        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
-    }
-}
-
 pub fn bench_train_step(o: &StepBenchOptions) -> Result<StepBenchResult> {
     let mut cfg = presets::preset("tiny", o.vocab_size)?;
     cfg.num_hidden_layers = o.layers;
@@ -86,7 +77,7 @@ pub fn bench_train_step(o: &StepBenchOptions) -> Result<StepBenchResult> {
     Ok(StepBenchResult {
         implementation: "candle",
         candle: "0.11.1",
-        device: device_name(&device),
+        device: crate::device_name(&device),
         threads: candle_core::utils::get_num_threads(),
         batch_size: o.batch_size,
         max_len: o.max_len,

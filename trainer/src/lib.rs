@@ -35,6 +35,15 @@ pub fn parse_device(s: &str) -> anyhow::Result<candle_core::Device> {
     }
 }
 
+/// `cpu` or `cuda:N`: the name [`parse_device`] takes (the PyTorch bench prints the same).
+pub fn device_name(device: &candle_core::Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
 /// Training allocates and frees megabyte-sized tensors at every op. By default
 /// glibc serves those with mmap and returns them to the kernel on free, so each
 /// step page-faults (and zeroes) the same memory again: a third of the step

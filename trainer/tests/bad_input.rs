@@ -135,3 +135,21 @@ fn a_huge_text_is_cut_before_tokenizing_when_the_tokenizer_truncates() {
     assert_eq!(ids.len(), 64);
     assert_eq!(ids, trainer::tokenize::encode_ids(&tok, &huge[..4096]).unwrap(), "the cut keeps every token truncation keeps");
 }
+
+#[test]
+fn a_bad_device_is_refused_with_the_accepted_names() {
+    let o = common::trainer(&["bench-step", "--device", "gpu", "--steps", "1", "--warmup", "0", "--layers", "1"]);
+    assert!(!o.status.success());
+    let e = common::stderr(&o);
+    assert!(e.contains("invalid device \"gpu\": expected `cpu` or `cuda:N`"), "{e}");
+    if cfg!(not(feature = "cuda")) {
+        let o = common::trainer(&["bench-step", "--device", "cuda:0", "--steps", "1", "--warmup", "0", "--layers", "1"]);
+        assert!(!o.status.success());
+        let e = common::stderr(&o);
+        assert!(e.contains("cannot use cuda:0") && e.contains("--features cuda"), "{e}");
+    }
+    let o = common::trainer(&["bench-step", "--device", "cpu", "--steps", "1", "--warmup", "0", "--layers", "1", "--hidden", "32", "--intermediate", "64", "--json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["device"], "cpu");
+}
