@@ -160,3 +160,26 @@ fn a_layer_norm_whose_scale_is_not_a_vector_is_refused() {
     let Err(ReadError::Graph(e)) = read_graph(&doc("[[1.0, 2.0]]")) else { panic!("a 2-d scale was read") };
     assert!(format!("{e:#}").contains("scale has rank 2, expected 1"), "{e:#}");
 }
+
+#[test]
+fn a_graph_whose_twin_the_board_reader_cannot_read_is_not_converted() {
+    use prost::Message;
+    use tract_onnx::pb::{ModelProto, NodeProto};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("onnx");
+    std::fs::create_dir(&dir).unwrap();
+    BundleFiles::read(&fixture("tiny-bundle")).unwrap().rewrite(&dir, &[], |_| {}).unwrap();
+    // The last exit ends in a Sin: an op a BERT twin never uses, which the board's reader lacks.
+    let mut model = ModelProto::decode(std::fs::read(dir.join("exit_02.onnx")).unwrap().as_slice()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let logits = graph.output[0].name.clone();
+    let last = graph.node.iter_mut().find(|n| n.output.contains(&logits)).unwrap();
+    last.output = vec!["before_sin".into()];
+    graph.node.push(NodeProto { op_type: "Sin".into(), name: "sin".into(), input: vec!["before_sin".into()], output: vec![logits], ..Default::default() });
+    swap_graph(&dir, "exit_02.onnx", &model.encode_to_vec());
+    let e = edge_runtime::nnef::convert_bundle(&BundleFiles::read(&dir).unwrap(), &tmp.path().join("out"), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exit_02.onnx") && e.contains("does not read back with the board's reader") && e.contains("\"sin\""), "{e}");
+    assert!(!tmp.path().join("out").exists(), "nothing is written");
+}
