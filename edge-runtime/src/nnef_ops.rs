@@ -7,10 +7,10 @@
 //! code runs. `to-nnef` reads every archive it writes back with this reader,
 //! so a twin that converts is a twin the board binary loads.
 //!
-//! It does not make the binary smaller: tract-nnef registers a graph-patching
-//! transform through `inventory` (a static constructor the linker keeps), and
-//! that transform builds the default framework, so tract's whole op set stays
-//! linked (docs/results.md, "What the binary and a twin's load are made of").
+//! With the vendored tract-nnef (vendor/README.md), whose reader no longer
+//! builds the default framework on the side, this is also what keeps the
+//! board binary small: most tract-core ops no registry here names (FFT,
+//! recurrent cells, pooling) are no longer linked.
 //!
 //! The loaders of NNEF's standard ops are tract's own (`tract_nnef::ops::nnef::deser`);
 //! the four `tract_core_*` ones are private in tract-nnef 0.23.9 and are
