@@ -10,6 +10,9 @@ set -euo pipefail
 VERSION=0.23.9
 SHA256=3bdfc2f17d10eaf04d27f7a2d7b45e3dc41ffd0bc6c1e48d87636d7e960d441d
 here="$(cd "$(dirname "$0")" && pwd)"
+for tool in curl patch sha256sum; do
+  command -v "$tool" >/dev/null || { echo "vendor/refresh.sh needs $tool (apt-get install curl patch coreutils)" >&2; exit 1; }
+done
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 curl -sSfL "https://static.crates.io/crates/tract-nnef/tract-nnef-$VERSION.crate" -o "$work/crate.tar.gz"
