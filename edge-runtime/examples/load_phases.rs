@@ -1,11 +1,14 @@
 //! Where a bundle's load goes, phase by phase, over a few rounds:
 //!
-//!     cargo run --release -p edge-runtime --example load_phases -- BUNDLE [ROUNDS]
+//!     cargo run --release -p edge-runtime --example load_phases -- BUNDLE [ROUNDS] [TEXT]
 //!
 //! read + verify (every file read and its sha256 checked; the hashing alone
 //! too), for an NNEF twin the parse of each archive's `graph.nnef` text by
 //! tract's parser, and the whole build (parse, check, optimize, dry run) on
-//! one thread and on all cores.
+//! one thread and on all cores; then the time to the first answer (load + one
+//! text under the bundle's default policy) with every plan built at load (one
+//! thread) and with lazy plans (`--lazy-plans`, one thread and all cores),
+//! and the layers each had planned by then.
 
 use std::time::Instant;
 
@@ -33,8 +36,9 @@ fn nnef_texts(bundle: &bundle::BundleFiles) -> Vec<String> {
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = std::path::PathBuf::from(args.next().ok_or_else(|| anyhow::anyhow!("usage: load_phases BUNDLE [ROUNDS]"))?);
+    let dir = std::path::PathBuf::from(args.next().ok_or_else(|| anyhow::anyhow!("usage: load_phases BUNDLE [ROUNDS] [TEXT]"))?);
     let rounds: usize = args.next().map_or(Ok(5), |r| r.parse())?;
+    let args_text = args.next().unwrap_or_else(|| "很好".to_string());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for round in 1..=rounds {
         let t = Instant::now();
@@ -57,6 +61,22 @@ fn main() -> anyhow::Result<()> {
             let t = Instant::now();
             edge_runtime::EdgeClassifier::from_bundle_with_options(&bundle, options)?;
             builds.push(format!("build on {threads} thread(s) {:.1} ms", ms(t)));
+        }
+        let text = args_text.as_str();
+        for (lazy_plans, threads) in [(false, 1), (true, 1), (true, cores)] {
+            let options = edge_runtime::LoadOptions { load_threads: threads, lazy_plans, ..Default::default() };
+            let t = Instant::now();
+            let model = edge_runtime::EdgeClassifier::from_bundle_with_options(&bundle, options)?;
+            let load = ms(t);
+            let answer = model.classify(text, model.manifest.default_policy)?;
+            builds.push(format!(
+                "{} on {threads} thread(s): load {load:.1} ms, first answer at {:.1} ms (exit after layer {}, {} of {} layers planned)",
+                if lazy_plans { "lazy" } else { "eager" },
+                ms(t),
+                answer.exit_layer,
+                model.layers_planned(),
+                model.manifest.num_layers
+            ));
         }
         println!(
             "round {round}: read + verify {read:.1} ms (hashing one by one {hashing:.1} ms); {} graph.nnef texts parsed in {parse:.1} ms; {}",

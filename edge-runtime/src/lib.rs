@@ -22,6 +22,7 @@ mod onnx_graph;
 mod plots;
 pub mod row_softmax;
 pub mod runtime;
+mod segment;
 
 /// The tract release the runtime is built and tested against (pinned in the
 /// workspace's Cargo.toml: the own ops implement its internal traits).

@@ -59,6 +59,11 @@ struct Cli {
     /// Threads that parse and optimize the bundle's graphs at load (default: one per core).
     #[arg(long, global = true, value_parser = count(MAX_THREADS))]
     load_threads: Option<usize>,
+    /// Optimize the segments after the first exit when a text first reaches
+    /// them instead of at load: a shorter cold start when texts exit early.
+    /// Every graph is still read and checked at load.
+    #[arg(long, global = true)]
+    lazy_plans: bool,
     /// Pad each batch's length up to a multiple of N tokens (masked; capped at
     /// the bundle's max_seq_len). 1 pads only to the longest text.
     #[arg(long, global = true, default_value_t = 1, value_parser = count(8192))]
@@ -210,7 +215,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let defaults = LoadOptions::default();
     let load_threads = cli.load_threads.unwrap_or(defaults.load_threads);
-    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple };
+    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple, lazy_plans: cli.lazy_plans };
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
             let model = EdgeClassifier::load_with_options(&bundle, load_options)?;

@@ -3,21 +3,16 @@
 //! classifies layer by layer, running no graph after a sample's exit.
 
 use crate::checks::{self, Role, WeightTypes};
+use crate::segment::{Segment, Stage};
 use crate::{fused_norm, nnef, row_softmax};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
 use bundle::parallel::in_parallel;
 use bundle::manifest::{BundleError, GraphFormat, Manifest, Precision};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_nnef::prelude::*;
-use tract_nnef::tract_core::floats::FloatPrecisionTranslator;
 use tract_nnef::tract_core::internal::{EvalContext, OpState};
-use tract_nnef::tract_core::transform::ModelTransform;
-use tract_nnef::tract_core::model::TypedSimpleState;
-
-type Plan = Arc<TypedRunnableModel>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -130,12 +125,19 @@ pub struct LoadOptions {
     /// Pads every batch's length up to a multiple of this many tokens
     /// (masked, capped at max_seq_len); 1 pads only to the longest sample.
     pub pad_multiple: usize,
+    /// Optimize only the embeddings and the layers up to the first exit at
+    /// load, and each later segment at the first text that reaches it. Every
+    /// graph is still read, typed and checked against the manifest at load;
+    /// what waits is tract's optimization (and the dry run of those
+    /// segments), so a bundle whose deep graphs tract cannot optimize fails
+    /// at the first text that needs them, with the graph's path.
+    pub lazy_plans: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1 }
+        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1, lazy_plans: false }
     }
 }
 
@@ -144,15 +146,6 @@ impl Default for LoadOptions {
 #[cfg(feature = "onnx")]
 pub(crate) fn parse_graph(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, options: &LoadOptions) -> Result<TypedModel, RuntimeError> {
     parse_graph_staged(bundle, file, weights, options).map(|(model, _)| model)
-}
-
-/// Whether a typed model still needs tract's decluttering before its plan.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Stage {
-    Typed,
-    /// An NNEF archive holds the graph decluttered already; doing it again
-    /// took about a third of the load and changed nothing.
-    Decluttered,
 }
 
 fn parse_graph_staged(bundle: &BundleFiles, file: &str, weights: &mut WeightTypes, options: &LoadOptions) -> Result<(TypedModel, Stage), RuntimeError> {
@@ -188,39 +181,6 @@ fn parse_graph_staged(bundle: &BundleFiles, file: &str, weights: &mut WeightType
         row_softmax::use_row_softmax(&mut model).map_err(graph)?;
     }
     Ok((model, stage))
-}
-
-/// An optimized plan, computing in f16 where asked.
-fn plan(model: TypedModel, stage: Stage, path: &str, compute: Compute) -> Result<Segment, RuntimeError> {
-    let graph = |error| RuntimeError::Graph { path: path.to_string(), error };
-    let (mut model, stage) = match compute {
-        // Every segment is translated, so hidden states pass between
-        // them in f16; token ids and masks are integers and stay as they are.
-        Compute::F16 => (FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(model).map_err(graph)?, Stage::Typed),
-        _ => (model, stage),
-    };
-    if stage == Stage::Typed {
-        model.declutter().map_err(graph)?;
-    }
-    model.optimize().map_err(graph)?;
-    model.into_runnable().and_then(Segment::new).map_err(graph)
-}
-
-/// A plan with the execution state it reuses from call to call (spawning a
-/// fresh state per call reallocates every buffer of the graph).
-struct Segment {
-    state: std::sync::Mutex<TypedSimpleState>,
-}
-
-impl Segment {
-    fn new(plan: Plan) -> TractResult<Self> {
-        Ok(Self { state: std::sync::Mutex::new(TypedSimpleState::new(&plan)?) })
-    }
-}
-
-fn run(seg: &Segment, segment: &str, inputs: TVec<TValue>) -> Result<TVec<TValue>, RuntimeError> {
-    let mut state = seg.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    state.run(inputs).map_err(|error| RuntimeError::Run { segment: segment.to_string(), error })
 }
 
 impl EdgeClassifier {
@@ -279,7 +239,16 @@ impl EdgeClassifier {
         }
         let first = bundle.path_of(manifest.graphs()[0]).display().to_string();
         weights.check(manifest.precision).map_err(|what| RuntimeError::Mismatch { path: first, what })?;
-        let planned = in_parallel(typed, threads, |(path, model, stage)| plan(model, stage, &path, compute));
+        // Lazy: the embeddings and the layers up to the first exit now, the
+        // rest at the first text that reaches them.
+        let first_exit = manifest.exits.iter().position(Option::is_some).unwrap_or(manifest.exits.len());
+        let eager_layers = (first_exit + 1).min(manifest.exits.len());
+        let eager_exits = manifest.exits[..eager_layers].iter().flatten().count();
+        let eager = if options.lazy_plans { 1 + eager_layers + eager_exits } else { typed.len() };
+        let planned = in_parallel(typed.into_iter().enumerate().collect(), threads, |(i, (path, model, stage))| match i < eager {
+            true => Segment::planned(model, stage, path, compute),
+            false => Ok(Segment::deferred(model, stage, path, compute)),
+        });
         let mut plans = planned.into_iter();
         let embeddings = plans.next().expect("the embeddings graph comes first")?;
         let (mut layers, mut exits) = (Vec::new(), Vec::new());
@@ -303,16 +272,24 @@ impl EdgeClassifier {
     /// shapes do not depend on it.
     fn dry_run(&self) -> Result<(), RuntimeError> {
         let (ids, _) = self.inputs(&[vec![0u32; self.manifest.max_seq_len]])?;
-        let hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0);
+        let hidden = self.embeddings.run("embeddings", tvec!(ids.into_tvalue()))?.remove(0);
         if hidden.shape() != [1, self.manifest.max_seq_len, self.manifest.hidden_size] {
             return Err(RuntimeError::Input(format!("the embeddings are {:?}", hidden.shape())));
         }
-        let logits = self.all_exit_logits(&[vec![0u32; 3]])?;
+        // With lazy plans, through the segments planned so far.
+        let planned = self.layers.iter().take_while(|layer| layer.is_planned()).count();
+        let logits = self.exit_logits_through(&[vec![0u32; 3]], planned)?;
         let widths_ok = logits.iter().flatten().all(|l| l.len() == 1 && l[0].len() == self.manifest.labels.len());
         if !widths_ok {
             return Err(RuntimeError::Input("an exit gave logits of the wrong shape".into()));
         }
         Ok(())
+    }
+
+    /// Layers whose plans exist: all of them, unless the bundle was loaded
+    /// with lazy plans and no text has gone that deep yet.
+    pub fn layers_planned(&self) -> usize {
+        self.layers.iter().filter(|layer| layer.is_planned()).count()
     }
 
     /// Token ids with [CLS]/[SEP], cut to max_seq_len; says whether it cut.
@@ -379,7 +356,7 @@ impl EdgeClassifier {
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
         let (ids, mut mask) = self.inputs(batch)?;
         let t0 = Instant::now();
-        let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
+        let mut hidden = self.embeddings.run("embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
         let mut latencies = vec![vec![t0.elapsed()]; batch.len()];
         let mut active: Vec<usize> = (0..batch.len()).collect();
         let mut deciders: Vec<ExitDecider> = active.iter().map(|_| ExitDecider::new(policy)).collect();
@@ -388,7 +365,7 @@ impl EdgeClassifier {
         for layer in 0..n {
             let t = Instant::now();
             let inputs = tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue());
-            hidden = run(&self.layers[layer], &self.manifest.layers[layer], inputs)?.remove(0).into_tensor();
+            hidden = self.layers[layer].run(&self.manifest.layers[layer], inputs)?.remove(0).into_tensor();
             // At full depth only the last exit can decide: skip the others' cost.
             let exit = self.exits[layer].as_ref().filter(|_| policy != ExitPolicy::Full || layer + 1 == n);
             let Some(exit) = exit else {
@@ -397,7 +374,7 @@ impl EdgeClassifier {
                 continue;
             };
             let inputs = tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue());
-            let logits = run(exit, &format!("exit {}", layer + 1), inputs)?.remove(0);
+            let logits = exit.run(&format!("exit {}", layer + 1), inputs)?.remove(0);
             let logits = logits.cast_to::<f32>().map_err(to_run)?;
             let logits = logits.to_plain_array_view::<f32>().map_err(to_run)?;
             let dt = t.elapsed();
@@ -438,18 +415,23 @@ impl EdgeClassifier {
     /// checks against other implementations): `[layer][sample][label]`, `None`
     /// where a layer has no exit.
     pub fn all_exit_logits(&self, batch: &[Vec<u32>]) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
+        self.exit_logits_through(batch, self.layers.len())
+    }
+
+    /// [`Self::all_exit_logits`] of the first `layers` layers.
+    fn exit_logits_through(&self, batch: &[Vec<u32>], layers: usize) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
         let (ids, mask) = self.inputs(batch)?;
-        let mut hidden = run(&self.embeddings, "embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
+        let mut hidden = self.embeddings.run("embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();
         let mut out = Vec::new();
-        for (layer, plan) in self.layers.iter().enumerate() {
-            hidden = run(plan, &self.manifest.layers[layer], tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue()))?
+        for (layer, plan) in self.layers.iter().enumerate().take(layers) {
+            hidden = plan.run(&self.manifest.layers[layer], tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue()))?
                 .remove(0)
                 .into_tensor();
             out.push(match &self.exits[layer] {
                 None => None,
                 Some(exit) => {
-                    let l = run(exit, "exit", tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue()))?.remove(0);
+                    let l = exit.run("exit", tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue()))?.remove(0);
                     let l = l.cast_to::<f32>().map_err(to_run)?;
                     let v = l.to_plain_array_view::<f32>().map_err(to_run)?;
                     Some(v.outer_iter().map(|r| r.iter().copied().collect()).collect())
@@ -562,8 +544,7 @@ impl EdgeClassifier {
         use std::collections::HashMap;
         let mut by_op: HashMap<String, (Duration, usize)> = HashMap::new();
         let mut timed = |seg: &Segment, inputs: TVec<TValue>| -> Result<TVec<TValue>, RuntimeError> {
-            let mut state = seg.state.lock().unwrap_or_else(|p| p.into_inner());
-            state
+            seg.with_state(|state| state
                 .run_plan_with_eval(inputs, |ctx: &EvalContext, op_state: Option<&mut (dyn OpState + 'static)>, node, input| {
                     let t = Instant::now();
                     let r = tract_nnef::tract_core::plan::eval(ctx, op_state, node, input);
@@ -573,7 +554,7 @@ impl EdgeClassifier {
                     e.1 += 1;
                     r
                 })
-                .map_err(|error| RuntimeError::Run { segment: "profile".into(), error })
+                .map_err(|error| RuntimeError::Run { segment: "profile".into(), error }))
         };
         for row in batch {
             let (ids, mask) = self.inputs(std::slice::from_ref(row))?;

@@ -1,0 +1,97 @@
+//! One segment of a bundle (the embeddings, a layer, an exit) as tract's
+//! optimized plan with the execution state it reuses from call to call.
+//!
+//! A segment is planned at load, or, with lazy plans
+//! ([`crate::LoadOptions::lazy_plans`]), at the first text that reaches it:
+//! tract's optimization is most of a load, and a text that exits after layer
+//! k needs only k layers' plans. The graph is read, typed and checked against
+//! the manifest at load either way; only the optimization waits.
+
+use crate::runtime::{Compute, RuntimeError};
+use std::sync::{Mutex, MutexGuard};
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::floats::FloatPrecisionTranslator;
+use tract_nnef::tract_core::model::TypedSimpleState;
+use tract_nnef::tract_core::transform::ModelTransform;
+
+/// Whether a typed model still needs tract's decluttering before its plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Stage {
+    Typed,
+    /// An NNEF archive holds the graph decluttered already; doing it again
+    /// took about a third of the load and changed nothing.
+    Decluttered,
+}
+
+pub(crate) struct Segment {
+    path: String,
+    state: Mutex<State>,
+}
+
+enum State {
+    Ready(TypedSimpleState),
+    /// Read and checked; tract's optimization waits for the first run.
+    Pending(Box<(TypedModel, Stage, Compute)>),
+    /// The deferred optimization failed: every later run reports it.
+    Failed(String),
+}
+
+impl Segment {
+    pub(crate) fn planned(model: TypedModel, stage: Stage, path: String, compute: Compute) -> Result<Self, RuntimeError> {
+        let state = plan(model, stage, &path, compute)?;
+        Ok(Self { path, state: Mutex::new(State::Ready(state)) })
+    }
+
+    pub(crate) fn deferred(model: TypedModel, stage: Stage, path: String, compute: Compute) -> Self {
+        Self { path, state: Mutex::new(State::Pending(Box::new((model, stage, compute)))) }
+    }
+
+    pub(crate) fn is_planned(&self) -> bool {
+        matches!(*self.lock(), State::Ready(_))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the segment's state, planning the segment first if it
+    /// waits for that (one thread plans; others wait for it).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut TypedSimpleState) -> Result<R, RuntimeError>) -> Result<R, RuntimeError> {
+        let mut state = self.lock();
+        if let State::Pending(_) = &*state {
+            let State::Pending(pending) = std::mem::replace(&mut *state, State::Failed(String::new())) else { unreachable!() };
+            let (model, stage, compute) = *pending;
+            *state = match plan(model, stage, &self.path, compute) {
+                Ok(ready) => State::Ready(ready),
+                Err(e) => State::Failed(e.to_string()),
+            };
+        }
+        match &mut *state {
+            State::Ready(ready) => f(ready),
+            State::Failed(message) => Err(RuntimeError::Input(message.clone())),
+            State::Pending(_) => unreachable!("planned above"),
+        }
+    }
+
+    /// Runs the segment on `inputs`; `name` is what an error calls it.
+    pub(crate) fn run(&self, name: &str, inputs: TVec<TValue>) -> Result<TVec<TValue>, RuntimeError> {
+        self.with_state(|state| state.run(inputs).map_err(|error| RuntimeError::Run { segment: name.to_string(), error }))
+    }
+}
+
+/// An optimized plan's state, computing in f16 where asked.
+fn plan(model: TypedModel, stage: Stage, path: &str, compute: Compute) -> Result<TypedSimpleState, RuntimeError> {
+    let graph = |error| RuntimeError::Graph { path: path.to_string(), error };
+    let (mut model, stage) = match compute {
+        // Every segment is translated, so hidden states pass between
+        // them in f16; token ids and masks are integers and stay as they are.
+        Compute::F16 => (FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(model).map_err(graph)?, Stage::Typed),
+        _ => (model, stage),
+    };
+    if stage == Stage::Typed {
+        model.declutter().map_err(graph)?;
+    }
+    model.optimize().map_err(graph)?;
+    // A fresh state per call would reallocate every buffer of the graph.
+    model.into_runnable().and_then(|plan| TypedSimpleState::new(&plan)).map_err(graph)
+}
