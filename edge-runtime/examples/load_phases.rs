@@ -4,11 +4,10 @@
 //!
 //! read + verify (every file read and its sha256 checked; the hashing alone
 //! too), for an NNEF twin the parse of each archive's `graph.nnef` text by
-//! tract's parser, and the whole build (parse, check, optimize, dry run) on
-//! one thread and on all cores; then the time to the first answer (load + one
-//! text under the bundle's default policy) with every plan built at load (one
-//! thread) and with lazy plans (`--lazy-plans`, one thread and all cores),
-//! and the layers each had planned by then.
+//! tract's parser, then the whole build (parse, check, optimize, dry run) and
+//! the time to the first answer (load + one text under the bundle's default
+//! policy), on one thread and on all cores, with every plan built at load and
+//! with lazy plans (`--lazy-plans`), and the layers each had planned by then.
 
 use std::time::Instant;
 
@@ -56,14 +55,8 @@ fn main() -> anyhow::Result<()> {
         }
         let parse = ms(t);
         let mut builds = Vec::new();
-        for threads in [1, cores] {
-            let options = edge_runtime::LoadOptions { load_threads: threads, ..Default::default() };
-            let t = Instant::now();
-            edge_runtime::EdgeClassifier::from_bundle_with_options(&bundle, options)?;
-            builds.push(format!("build on {threads} thread(s) {:.1} ms", ms(t)));
-        }
         let text = args_text.as_str();
-        for (lazy_plans, threads) in [(false, 1), (true, 1), (true, cores)] {
+        for (lazy_plans, threads) in [(false, 1), (false, cores), (true, 1), (true, cores)] {
             let options = edge_runtime::LoadOptions { load_threads: threads, lazy_plans, ..Default::default() };
             let t = Instant::now();
             let model = edge_runtime::EdgeClassifier::from_bundle_with_options(&bundle, options)?;
