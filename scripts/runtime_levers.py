@@ -2,7 +2,9 @@
 """What each runtime lever changes, side by side on one bundle: the fused
 residual-add + LayerNorm op (`--no-fused-norm` turns it off), the row softmax
 (`--no-row-softmax`), padding batches to a multiple of tokens
-(`--pad-to-multiple`), and parallel loading (`--load-threads`).
+(`--pad-to-multiple`), parallel loading (`--load-threads`), and tract's
+matrix kernels: on a CPU with AVX-512, tract's cost model picks its avx512
+kernels; `TRACT_CPU_ISA=-avx512f` leaves it the AVX2+FMA ones.
 
   scripts/runtime_levers.py BUNDLE TEXTS.jsonl OUT_DIR [--n 100] [--n-counted 20] [--rounds 3]
 
@@ -25,19 +27,22 @@ import statistics
 import subprocess
 import sys
 
+# name -> (flags, environment)
 CONFIGS = {
-    "tract's ops": ["--no-fused-norm", "--no-row-softmax"],
-    "fused LayerNorm": ["--no-row-softmax"],
-    "fused LayerNorm + row softmax": [],
-    "both, pad to 4": ["--pad-to-multiple", "4"],
+    "tract's ops": (["--no-fused-norm", "--no-row-softmax"], {}),
+    "fused LayerNorm": (["--no-row-softmax"], {}),
+    "fused LayerNorm + row softmax": ([], {}),
+    "both, pad to 4": (["--pad-to-multiple", "4"], {}),
+    # valgrind's CPU has no AVX-512: its instruction counts are the same as the row above.
+    "both, AVX2+FMA kernels only": ([], {"TRACT_CPU_ISA": "-avx512f"}),
 }
 BASE = "tract's ops"
 
 
-def instructions(cmd, stdin_path):
+def instructions(cmd, stdin_path, env):
     with open(stdin_path, "rb") as stdin:
         out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd],
-                             stdin=stdin, capture_output=True)
+                             stdin=stdin, capture_output=True, env={**os.environ, **env})
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {out.stderr.decode()[-2000:]}")
     m = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr.decode())
@@ -68,10 +73,10 @@ def main():
     counts_path, timing_path = os.path.join(a.out, "instructions.json"), os.path.join(a.out, "timing.json")
     if a.phase in ("all", "count"):
         counts = {}
-        for name, flags in CONFIGS.items():
+        for name, (flags, env) in CONFIGS.items():
             run = [a.bin, "--load-threads", "1", *flags, "classify", "--bundle", a.bundle, "--full"]
-            load = instructions(run, "/dev/null")
-            total = instructions(run, plain)
+            load = instructions(run, "/dev/null", env)
+            total = instructions(run, plain, env)
             counts[name] = {"load_instructions": load, "instructions_per_text": (total - load) / len(counted)}
             print(name, counts[name], flush=True)
         json.dump({"texts": len(counted), "rows": counts}, open(counts_path, "w"), indent=1)
@@ -81,10 +86,10 @@ def main():
         timing = {name: [] for name in CONFIGS}
         load_ms = {t: [] for t in (1, os.cpu_count())}
         for r in range(a.rounds):
-            for name, flags in CONFIGS.items():
-                out = os.path.join(a.out, f"bench-{r}-{name.replace(' ', '_').replace(',', '')}")
+            for name, (flags, env) in CONFIGS.items():
+                out = os.path.join(a.out, f"bench-{r}-{name.replace(' ', '_').replace(',', '').replace('+', '')}")
                 subprocess.run([a.bin, *flags, "bench", "--bundle", a.bundle, "--data", subset, "--full-only",
-                                "--warmup", "10", "--out", out], check=True, capture_output=True)
+                                "--warmup", "10", "--out", out], check=True, capture_output=True, env={**os.environ, **env})
                 rep = json.load(open(os.path.join(out, "report.json")))
                 timing[name].append(next(p for p in rep["policies"] if p["name"] == "full")["latency"]["mean_ms"])
             for threads in load_ms:
@@ -104,13 +109,13 @@ def summarize(out, counts_path, timing_path):
              "|---|---|---|---|---|---|"]
     for name in CONFIGS:
         cells = [name]
-        if counts:
+        if counts and name in counts:  # a summary of an earlier run may lack a configuration
             c, base = counts[name], counts[BASE]
             cells += [f"{c['instructions_per_text'] / 1e6:.2f} M", f"{c['instructions_per_text'] / base['instructions_per_text']:.3f}",
                       f"{c['load_instructions'] / 1e6:.0f} M"]
         else:
             cells += ["", "", ""]
-        if timing:
+        if timing and name in timing["ms_per_text"]:
             ms, base = timing["ms_per_text"][name], timing["ms_per_text"][BASE]
             ratios = [m / b for m, b in zip(ms, base)]
             cells += [", ".join(f"{m:.2f}" for m in ms), f"{statistics.mean(ratios):.3f} ({', '.join(f'{x:.3f}' for x in ratios)})"]
