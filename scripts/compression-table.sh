@@ -13,7 +13,8 @@
 # (the teacher's first 3 layers, gold labels only), kd3 (soft labels), kd3-hidden
 # (soft labels + hidden-state MSE + attention-score MSE, student layer i matched
 # to teacher layer 4i+3), theseus-constant, theseus-linear, theseus-proportional,
-# fastbert (evaluated at entropy speeds SPEEDS and patience 1-4).
+# fastbert (evaluated at entropy speeds SPEEDS and patience 1-4; its branches
+# BRANCH_HIDDEN wide with BRANCH_HEADS heads, 128 and 2 by default).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -59,7 +60,8 @@ for seed in $SEEDS; do
              --scheduler linear --linear-b 0.3 --linear-k "$(python3 -c "print(0.7 / ($steps / 2))")" ;;
       theseus-proportional) $T theseus --predecessor "$TEACHER" $(common "$seed") --out "$dir" --layers 3 \
              --scheduler constant --replace-rate 0.5 --replace-steps $(( steps / 2 )) --mix proportional ;;
-      fastbert) $T fastbert --backbone "$TEACHER" $(common "$seed") --out "$dir" --branch-hidden 128 --branch-heads 2 ;;
+      fastbert) $T fastbert --backbone "$TEACHER" $(common "$seed") --out "$dir" --branch-hidden "${BRANCH_HIDDEN:-128}" \
+             --branch-heads "${BRANCH_HEADS:-2}" ;;
       *) echo "unknown row $row" >&2; exit 2 ;;
     esac > "$dir.log" 2>&1 || { echo "FAILED: see $dir.log" >&2; tail -5 "$dir.log" >&2; exit 1; }
     mv "$dir.log" "$dir/train.log"
