@@ -17,11 +17,17 @@ cd "$root"
 # NNEF twins, `edge-runtime to-nnef`); `FEATURES` overrides, e.g.
 # FEATURES=onnx,cli,tools for one that reads ONNX bundles.
 profile="${PROFILE:-edge}"
-# No unwind tables: the profile aborts on panic, so nothing unwinds, and the
-# tables were 0.7 MB of the aarch64 binary (docs/results.md). Your RUSTFLAGS
-# are added after (with --target they reach the board's crates only).
-export RUSTFLAGS="-C force-unwind-tables=no ${RUSTFLAGS:-}"
-cargo build --profile "$profile" -p edge-runtime --bin edge-runtime --target "$triple" \
+# No unwind tables: the profile aborts on panic, so nothing unwinds (0.2 MB of
+# the aarch64 binary, docs/results.md). Added to your flags, wherever they are:
+# RUSTFLAGS replaces the config files' rustflags, a --config array adds to them.
+nounwind=(-C force-unwind-tables=no)
+config=()
+if [ -n "${RUSTFLAGS:-}" ]; then
+  export RUSTFLAGS="$RUSTFLAGS ${nounwind[*]}"
+else
+  config=(--config "target.$triple.rustflags=['-C', 'force-unwind-tables=no']")
+fi
+cargo build "${config[@]}" --profile "$profile" -p edge-runtime --bin edge-runtime --target "$triple" \
   --no-default-features --features "${FEATURES:-cli,tools}"
 out="$root/targets/out/$triple"
 mkdir -p "$out"
