@@ -33,7 +33,7 @@ elif [ "$1" = aarch64 ]; then
   # 600, the own-ops parity at every 7th length instead of every one, and five
   # tests whose subject does not depend on the architecture are left to the
   # native run of the same suite (they classify the mini splits over and over:
-  # 640 s of CI under qemu): atomic bundle writes under kills, lazy-vs-eager
+  # 640 s under qemu, run one at a time): atomic bundle writes under kills, lazy-vs-eager
   # plan scheduling, the bench report's bookkeeping, calibrate's choice and the
   # CLI's bench/calibrate plumbing. Labels, exit layers and logits on aarch64
   # are checked below against x86, and `bench` runs under qemu there.
