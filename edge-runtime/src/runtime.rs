@@ -567,7 +567,7 @@ impl EdgeClassifier {
             }
         }
         let mut v: Vec<_> = by_op.into_iter().map(|(k, (d, n))| (k, d, n)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|b| std::cmp::Reverse(b.1));
         Ok(v)
     }
 }
