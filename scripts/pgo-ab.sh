@@ -13,7 +13,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-bundle="$1"; profile_data="$2"; timed="$3"; out="$4"; rounds="${5:-3}"
+usage="usage: scripts/pgo-ab.sh BUNDLE PROFILE_DATA.jsonl TIMED_DATA.jsonl OUT_DIR [ROUNDS]"
+bundle="${1:?$usage}"; profile_data="${2:?$usage}"; timed="${3:?$usage}"; out="${4:?$usage}"; rounds="${5:-3}"
 tgt="${CARGO_TARGET_DIR:-$root/target}"
 plain="$tgt/release/edge-runtime"
 [ -x "$plain" ] || cargo build --release --workspace
