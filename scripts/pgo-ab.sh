@@ -3,7 +3,8 @@
 # Builds edge-runtime instrumented, runs it on BUNDLE over PROFILE_DATA (use
 # the dev split: never the texts it is then timed on), rebuilds it with that
 # profile, then times the plain release binary and the PGO one at full depth
-# on TIMED_DATA, batch 1 and 8, one thread, rounds alternating.
+# on TIMED_DATA, batch 1 and 8, one thread, rounds alternating
+# (scripts/ab_bench.py).
 #
 #   scripts/pgo-ab.sh BUNDLE PROFILE_DATA.jsonl TIMED_DATA.jsonl OUT_DIR [ROUNDS]
 #
@@ -35,27 +36,4 @@ gen="$tgt/pgo-gen/release/edge-runtime"
 "$profdata" merge -o "$out/merged.profdata" "$raw"
 build "$tgt/pgo-use" "-Cprofile-use=$(realpath "$out")/merged.profdata -Cllvm-args=-pgo-warn-missing-function=false"
 pgo="$tgt/pgo-use/release/edge-runtime"
-python3 - "$plain" "$pgo" "$bundle" "$timed" "$out" "$rounds" <<'PY'
-import json, os, statistics, subprocess, sys
-plain, pgo, bundle, timed, out, rounds = sys.argv[1:6] + [int(sys.argv[6])]
-bins = {"plain": plain, "pgo": pgo}
-rows = {(b, name): [] for b in (1, 8) for name in bins}
-for r in range(rounds):
-    for batch in (1, 8):
-        for name, exe in bins.items():
-            d = os.path.join(out, f"bench-{name}-b{batch}-r{r}")
-            subprocess.run([exe, "bench", "--bundle", bundle, "--data", timed, "--full-only", "--batch-size", str(batch),
-                            "--warmup", "10", "--out", d], check=True, capture_output=True)
-            rep = json.load(open(os.path.join(d, "report.json")))
-            # the report's latency is per call, a whole batch: per text is that over the batch
-            rows[(batch, name)].append(next(p for p in rep["policies"] if p["name"] == "full")["latency"]["mean_ms"] / batch)
-json.dump({f"{name} b{b}": v for (b, name), v in rows.items()}, open(os.path.join(out, "timing.json"), "w"), indent=1)
-lines = ["| batch | plain ms / text (per round) | PGO ms / text (per round) | PGO / plain (per round) |", "|---|---|---|---|"]
-for b in (1, 8):
-    p, g = rows[(b, "plain")], rows[(b, "pgo")]
-    ratios = [y / x for x, y in zip(p, g)]
-    lines.append(f"| {b} | {', '.join(f'{x:.2f}' for x in p)} | {', '.join(f'{x:.2f}' for x in g)} | "
-                 f"{statistics.mean(ratios):.3f} ({', '.join(f'{x:.3f}' for x in ratios)}) |")
-open(os.path.join(out, "summary.md"), "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
-PY
+python3 scripts/ab_bench.py --setup "plain=$plain:$bundle" --setup "pgo=$pgo:$bundle" --data "$timed" --out "$out" --rounds "$rounds"

@@ -3,6 +3,9 @@
 #   targets/build.sh aarch64|armv7        → targets/out/<triple>/edge-runtime
 # Profile `edge` (Cargo.toml): release + fat LTO, one codegen unit, stripped;
 # PROFILE=edge-small also optimises the non-kernel code for size.
+# STD_FROM_SOURCE=1 builds the standard library too, with the nightly
+# toolchain, and makes a panic abort at once without its message (0.85 MB
+# less for aarch64; needs `rustup toolchain install nightly`, adds its rust-src).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 case "${1:-}" in
@@ -14,22 +17,39 @@ esac
 cd "$root"
 # The board binary: the CLI with bench and calibrate, without the SVG plots
 # (plotters), the matrix thread pool (rayon) and the ONNX parser (it reads
-# NNEF twins, `edge-runtime to-nnef`); `FEATURES` overrides, e.g.
-# FEATURES=onnx,cli,tools for one that reads ONNX bundles.
+# NNEF twins, `edge-runtime to-nnef`), allocating with mimalloc; `FEATURES`
+# overrides, e.g. FEATURES=onnx,cli,tools,mimalloc for one that reads ONNX bundles.
 profile="${PROFILE:-edge}"
 # No unwind tables: the profile aborts on panic, so nothing unwinds (0.2 MB of
 # the aarch64 binary, docs/results.md). Added to your flags, wherever they are:
 # RUSTFLAGS replaces the config files' rustflags, a --config array adds to them.
 nounwind=(-C force-unwind-tables=no)
+cargo=(cargo)
+tgt="${CARGO_TARGET_DIR:-$root/target}"
+if [ "${STD_FROM_SOURCE:-0}" = 1 ]; then
+  # The standard library compiled with the program (fat LTO reaches into it),
+  # and panics that abort without formatting a message: a bug then shows as
+  # "Aborted" alone. Its own target dir: every crate's flags differ.
+  rustup toolchain list | grep -q '^nightly' || {
+    echo "STD_FROM_SOURCE=1 needs the nightly toolchain: rustup toolchain install nightly" >&2; exit 1
+  }
+  rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+    rustup component add rust-src --toolchain nightly
+  cargo=(cargo +nightly -Z build-std=std,panic_abort)
+  nounwind+=(-Zunstable-options -Cpanic=immediate-abort)
+  tgt="$tgt/std-from-source"
+  export CARGO_TARGET_DIR="$tgt"
+fi
 config=()
 if [ -n "${RUSTFLAGS:-}" ]; then
   export RUSTFLAGS="$RUSTFLAGS ${nounwind[*]}"
 else
-  config=(--config "target.$triple.rustflags=['-C', 'force-unwind-tables=no']")
+  flags="$(printf "'%s', " "${nounwind[@]}")"
+  config=(--config "target.$triple.rustflags=[${flags%, }]")
 fi
-cargo build "${config[@]}" --profile "$profile" -p edge-runtime --bin edge-runtime --target "$triple" \
-  --no-default-features --features "${FEATURES:-cli,tools}"
+"${cargo[@]}" build "${config[@]}" --profile "$profile" -p edge-runtime --bin edge-runtime --target "$triple" \
+  --no-default-features --features "${FEATURES:-cli,tools,mimalloc}"
 out="$root/targets/out/$triple"
 mkdir -p "$out"
-cp "${CARGO_TARGET_DIR:-$root/target}/$triple/$profile/edge-runtime" "$out/edge-runtime"
+cp "$tgt/$triple/$profile/edge-runtime" "$out/edge-runtime"
 echo "$out/edge-runtime: $(stat -c %s "$out/edge-runtime") bytes ($(file -b "$out/edge-runtime" | cut -d, -f1-2))"

@@ -3,11 +3,12 @@
 #   targets/qemu-check.sh aarch64   # edge-runtime's own tests for aarch64 under qemu, then the e2e check
 #   targets/qemu-check.sh armv7     # smoke: the e2e check only, with the board's features (NNEF twins)
 #   targets/qemu-check.sh aarch64|armv7 --board-only   # only the board binary's check (below)
+#   BOARD_BIN=PATH targets/qemu-check.sh ARCH --board-only   # the same check of another build of it
 # The e2e check classifies committed texts with the committed tiny bundle on
 # both the ARM and the x86 build and requires the same labels and exit layers
 # and logits within 1e-5, then runs `bench` under qemu (its timings are qemu's,
 # not a board's: the report is only checked for completeness). On armv7 the
-# ARM build has the board binary's features (`cli,tools`: no ONNX parser, as
+# ARM build has the board binary's features (`cli,tools,mimalloc`: no ONNX parser, as
 # targets/build.sh ships it) and classifies the bundle's NNEF twin against x86
 # on the ONNX bundle. On aarch64 it also runs an f16 bundle in f16 arithmetic
 # on an emulated Cortex-A76. When the board binary has been built
@@ -47,7 +48,7 @@ elif [ "$1" = aarch64 ]; then
 else
   # The board's features (no ONNX parser, as targets/build.sh ships it), in the
   # release profile: a third fewer crates to build for armv7 than the default.
-  cargo build --release -p edge-runtime --bin edge-runtime --target "$triple" --no-default-features --features cli,tools
+  cargo build --release -p edge-runtime --bin edge-runtime --target "$triple" --no-default-features --features cli,tools,mimalloc
 fi
 # the x86 build the same way the test suite builds it (-p alone would re-resolve features and rebuild tract)
 cargo build --release --workspace --bins
@@ -128,9 +129,9 @@ for f in "${plots[@]}" report.md; do test -s "$work/bench/$f"; done
 $runner "$arm_bin" --version --verbose | head -3
 echo "binary: $arm_bin ($(stat -c %s "$arm_bin") bytes, release profile, not stripped; targets/build.sh makes the shipped one)"
 fi
-# The board binary (targets/build.sh: no ONNX parser) on the bundle's NNEF
-# twin, against x86 on the ONNX bundle, when it has been built.
-board_bin="$root/targets/out/$triple/edge-runtime"
+# The board binary (targets/build.sh: no ONNX parser; or BOARD_BIN) on the
+# bundle's NNEF twin, against x86 on the ONNX bundle, when it has been built.
+board_bin="${BOARD_BIN:-$root/targets/out/$triple/edge-runtime}"
 if $board_only && [ ! -x "$board_bin" ]; then
   echo "no board binary at $board_bin: run targets/build.sh $1 first" >&2; exit 1
 fi

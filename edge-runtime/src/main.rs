@@ -11,6 +11,15 @@ use edge_runtime::{set_threads, Compute, EdgeClassifier, LoadOptions, Prediction
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
+// tract allocates a tensor per op and per run, and a load builds thousands of
+// small nodes: mimalloc is faster than glibc's malloc at both, measured in
+// docs/results.md ("The allocator").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// Which allocator this build uses, for `--version --verbose` and bench reports.
+const ALLOCATOR: &str = if cfg!(feature = "mimalloc") { "mimalloc" } else { "system" };
+
 /// Longest stdin line accepted (bytes); longer lines get an error line and
 /// are skipped without being held in memory.
 const MAX_LINE_BYTES: usize = 1 << 20;
@@ -210,6 +219,7 @@ fn run(cli: Cli) -> Result<()> {
         if cli.verbose {
             write!(out, "{}", edge_runtime::kernels::describe())?;
             writeln!(out, "f16 bundles compute in: {:?}", Compute::Auto.resolve(Precision::F16))?;
+            writeln!(out, "allocator: {ALLOCATOR}")?;
         }
         return Ok(());
     };
@@ -247,6 +257,7 @@ fn run(cli: Cli) -> Result<()> {
             let opts = BenchOptions { policies, batch_size, warmup, limit, threads: cli.threads, on_progress };
             let mut report = bench(&model, &bundle, &data, &opts)?;
             report.load_ms = Some(load_ms);
+            report.runtime = format!("{}, allocator {ALLOCATOR}", report.runtime);
             write_report(&report, &out)?;
             write!(std::io::stdout().lock(), "{}", markdown(&report))?;
             eprintln!("report written to {}", out.display());

