@@ -23,7 +23,7 @@ profile="${PROFILE:-edge}"
 # No unwind tables: the profile aborts on panic, so nothing unwinds (0.2 MB of
 # the aarch64 binary, docs/results.md). Added to your flags, wherever they are:
 # RUSTFLAGS replaces the config files' rustflags, a --config array adds to them.
-nounwind=(-C force-unwind-tables=no)
+rustflags=(-C force-unwind-tables=no)
 cargo=(cargo)
 tgt="${CARGO_TARGET_DIR:-$root/target}"
 if [ "${STD_FROM_SOURCE:-0}" = 1 ]; then
@@ -33,18 +33,18 @@ if [ "${STD_FROM_SOURCE:-0}" = 1 ]; then
   rustup toolchain list | grep -q '^nightly' || {
     echo "STD_FROM_SOURCE=1 needs the nightly toolchain: rustup toolchain install nightly" >&2; exit 1
   }
-  rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+  [[ "$(rustup component list --toolchain nightly --installed)" == *rust-src* ]] ||
     rustup component add rust-src --toolchain nightly
   cargo=(cargo +nightly -Z build-std=std,panic_abort)
-  nounwind+=(-Zunstable-options -Cpanic=immediate-abort)
+  rustflags+=(-Zunstable-options -Cpanic=immediate-abort)   # nightlies since late 2025
   tgt="$tgt/std-from-source"
   export CARGO_TARGET_DIR="$tgt"
 fi
 config=()
 if [ -n "${RUSTFLAGS:-}" ]; then
-  export RUSTFLAGS="$RUSTFLAGS ${nounwind[*]}"
+  export RUSTFLAGS="$RUSTFLAGS ${rustflags[*]}"
 else
-  flags="$(printf "'%s', " "${nounwind[@]}")"
+  flags="$(printf "'%s', " "${rustflags[@]}")"
   config=(--config "target.$triple.rustflags=[${flags%, }]")
 fi
 "${cargo[@]}" build "${config[@]}" --profile "$profile" -p edge-runtime --bin edge-runtime --target "$triple" \
