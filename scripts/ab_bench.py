@@ -1,8 +1,9 @@
 """Times edge-runtime set-ups side by side: each set-up is a binary and a
 bundle, and each round runs every set-up once per batch size, in turn, so the
-machine's noise hits them alike. Reports per-text latency at full depth and under
-the bundle's default exit policy (the bench's --full-only), the bench's bundle
-load time, the peak resident memory of the bench process, and each set-up's ratio to the first one, round by round.
+machine's noise hits them alike. Reports per-text latency at full depth and
+under the bundle's default exit policy (the bench's --full-only), the bench's
+bundle load time, the peak resident memory of the bench process, and each
+set-up's ratio to the first one, round by round.
 
   python3 scripts/ab_bench.py --setup plain=BIN:BUNDLE --setup other=BIN2:BUNDLE2 \
       --data runs/test-400.jsonl --out OUT_DIR [--rounds 3] [--batch 1 --batch 8]
@@ -23,10 +24,11 @@ def bench(binary, bundle, data, batch, out):
     cmd = [binary, "bench", "--bundle", bundle, "--data", data, "--full-only", "--batch-size", str(batch), "--warmup", "10", "--out", out]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read()
+    # wait4 rather than wait: it also gives this child's own peak memory
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{err.decode(errors='replace')}")
     rep = json.load(open(os.path.join(out, "report.json")))
     rep["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
     return rep
