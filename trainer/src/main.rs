@@ -52,7 +52,7 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         min_frequency: u64,
     },
-    /// Masked-LM pretraining (BERT's 15% / 80-10-10 recipe; the output loads as HF BertForMaskedLM and in `finetune --init`).
+    /// Pretraining: masked LM (BERT's 15% / 80-10-10 recipe; the output loads as HF BertForMaskedLM) or ELECTRA; the output starts `finetune --init`.
     Pretrain(PretrainArgs),
     /// Fine-tune a BERT classifier from a Hugging Face checkpoint or from scratch.
     Finetune(FinetuneArgs),
@@ -108,7 +108,8 @@ enum Command {
         #[arg(long)]
         max_len: Option<usize>,
     },
-    /// Tabulate compression runs (scripts/compression-table.sh): mean ± sd over seeds, paired p-values vs plain3, SVG plot, JSON.
+    /// Tabulate compression runs (scripts/compression-table.sh) and the character n-gram baselines
+    /// (scripts/baseline_ngram.py): mean ± sd over seeds, paired p-values vs plain3, SVG plot, JSON.
     Table {
         /// Directory with seed-*/ROW/ runs.
         #[arg(long, default_value = "runs/compression")]
@@ -123,6 +124,13 @@ enum Command {
         /// directory, or its `trainer eval --json` report (same depth as --teacher assumed).
         #[arg(long)]
         scratch_teacher: Option<PathBuf>,
+        /// Where `scripts/baseline_ngram.py --out DIR` wrote the rows baseline-ngram and
+        /// baseline-ngram-maxlen (DIR/ROW/test-report.json and its .predictions.jsonl): shown
+        /// after the teachers, each paired with every plain3 seed for p, and drawn on the plot as
+        /// dashed lines. A DIR given here must hold both rows. Without the flag, runs/baseline-ngram
+        /// is read when it exists, and skipped with a note on stderr when it does not.
+        #[arg(long, value_name = "DIR")]
+        baseline: Option<PathBuf>,
         /// Where to write the FastBERT speed–accuracy plot.
         #[arg(long, default_value = "docs/fastbert-speed-accuracy.svg")]
         plot: PathBuf,
@@ -175,6 +183,12 @@ struct FinetuneArgs {
     train: TrainArgs,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ObjectiveArg {
+    Mlm,
+    Electra,
+}
+
 #[derive(clap::Args)]
 struct PretrainArgs {
     /// Text to pretrain on: plain text (one document per line) or a JSONL/TSV dataset's texts. Repeatable.
@@ -192,7 +206,22 @@ struct PretrainArgs {
     /// Vocabulary for --preset (vocab.txt, tokenizer.json or a directory from `trainer vocab`).
     #[arg(long)]
     vocab: Option<PathBuf>,
-    /// Fraction of tokens to predict.
+    /// mlm: BERT's masked LM. electra: replaced-token detection (Clark et al. 2020) — a small
+    /// generator (a masked LM sharing the embeddings) fills the masked tokens with samples and the
+    /// model learns, at every position, whether its token was replaced. Both write a BERT directory
+    /// that `finetune --init` takes.
+    #[arg(long, value_enum, default_value = "mlm")]
+    objective: ObjectiveArg,
+    /// ELECTRA's generator width [default: a quarter of the model's, at least 16]; heads of ≤ 64 dims, FFN 4×.
+    #[arg(long)]
+    generator_hidden: Option<usize>,
+    /// ELECTRA's generator depth [default: the model's].
+    #[arg(long)]
+    generator_layers: Option<usize>,
+    /// ELECTRA's weight λ of the discriminator loss against the generator's masked-LM loss [default: 50, the paper's].
+    #[arg(long, allow_negative_numbers = true)]
+    discriminator_weight: Option<f64>,
+    /// Fraction of tokens to predict (masked LM) or to resample (ELECTRA).
     #[arg(long, default_value_t = 0.15)]
     mask_prob: f64,
     /// Mask whole words (jieba segmentation), as Chinese-BERT-wwm does.
@@ -497,7 +526,7 @@ fn run(cli: Cli) -> Result<()> {
             let exits = m.exits.iter().filter(|e| e.is_some()).count();
             eprintln!("bundle with {} layers and {exits} exits written to {}", m.num_layers, out.display());
         }
-        Command::Table { runs, teacher, teacher_name, scratch_teacher, plot, json } => {
+        Command::Table { runs, teacher, teacher_name, scratch_teacher, baseline, plot, json } => {
             use trainer::report;
             let mut teachers = vec![report::teacher_row(&teacher_name, &teacher, None)?];
             let layers = teachers[0].mean_layers[0] as usize;
@@ -505,14 +534,24 @@ fn run(cli: Cli) -> Result<()> {
                 teachers.push(report::teacher_row("teacher-12-scratch", path, Some(layers))?);
             }
             let rows = report::collect(&runs, layers)?;
-            let table = report::table(&rows, &teachers);
+            let default_baseline = PathBuf::from("runs/baseline-ngram");
+            let baselines = match &baseline {
+                Some(dir) => report::baseline_rows(dir)?,
+                None if default_baseline.exists() => report::baseline_rows(&default_baseline)?,
+                None => {
+                    eprintln!("no baseline rows: {} does not exist (scripts/baseline_ngram.py writes it; --baseline DIR reads another)", default_baseline.display());
+                    Vec::new()
+                }
+            };
+            report::check_same_texts(&rows, &baselines)?;
+            let table = report::table(&rows, &teachers, &baselines);
             print!("{}", report::markdown(&table));
             if let Some(path) = &json {
                 bundle::atomic::write_json(path, &serde_json::json!({ "rows": table }))?;
                 eprintln!("table written to {}", path.display());
             }
             if rows.keys().any(|k| k.starts_with("fastbert-entropy-")) {
-                report::plot_speed_accuracy(&rows, teachers[0].accuracy[0], &plot)?;
+                report::plot_speed_accuracy(&rows, teachers[0].accuracy[0], &baselines, &plot)?;
                 eprintln!("plot written to {}", plot.display());
             }
         }
@@ -532,13 +571,28 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn pretrain(a: PretrainArgs) -> Result<()> {
-    use trainer::pretrain::{Budget, PretrainInit, PretrainOptions};
+    use trainer::pretrain::{Budget, ElectraOptions, Objective, PretrainInit, PretrainOptions};
     let init = match (a.init, a.preset, a.vocab) {
         (Some(dir), _, _) => PretrainInit::Pretrained(dir),
         (None, Some(name), Some(vocab)) => PretrainInit::Preset { name, vocab },
         _ => anyhow::bail!("give either --init HF_DIR or --preset NAME --vocab F"),
     };
+    if matches!(a.objective, ObjectiveArg::Mlm)
+        && (a.generator_hidden.is_some() || a.generator_layers.is_some() || a.discriminator_weight.is_some())
+    {
+        anyhow::bail!("--generator-hidden, --generator-layers and --discriminator-weight need --objective electra");
+    }
+    let electra = ElectraOptions {
+        generator_hidden: a.generator_hidden,
+        generator_layers: a.generator_layers,
+        discriminator_weight: a.discriminator_weight.unwrap_or(ElectraOptions::default().discriminator_weight),
+    };
     let opts = PretrainOptions {
+        objective: match a.objective {
+            ObjectiveArg::Mlm => Objective::MaskedLm,
+            ObjectiveArg::Electra => Objective::Electra,
+        },
+        electra,
         mask_prob: a.mask_prob,
         whole_word: a.whole_word,
         max_len: a.max_len,
@@ -563,6 +617,9 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         "{} steps over {} segments, held-out MLM loss {:.4}, masked-token accuracy {:.4}, {:.0} s → {}",
         s.steps, s.train_segments, s.final_heldout_loss, s.final_heldout_accuracy, s.wall_secs, a.out.display()
     );
+    if let Some(d) = &s.final_heldout_discriminator {
+        eprintln!("held-out replaced-token detection: loss {:.4}, accuracy {:.4}, {:.3} of the replaced tokens found", d.loss, d.accuracy, d.replaced_recall);
+    }
     println!("{}", serde_json::to_string(&s)?);
     Ok(())
 }

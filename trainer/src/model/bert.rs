@@ -22,6 +22,16 @@ pub enum HiddenAct {
     Relu,
 }
 
+impl HiddenAct {
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            HiddenAct::Gelu => x.gelu_erf(),
+            HiddenAct::GeluApproximate => x.gelu(),
+            HiddenAct::Relu => x.relu(),
+        }
+    }
+}
+
 fn default_act() -> HiddenAct {
     HiddenAct::Gelu
 }
@@ -311,12 +321,7 @@ impl BertLayer {
     pub fn forward_with_scores(&self, x: &Tensor, attn_bias: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let (attn, scores) = self.attention.forward_with_scores(x, attn_bias, train)?;
         let x = self.attention_output.forward(&attn, x, train)?;
-        let inter = self.intermediate.forward(&x)?;
-        let inter = match self.act {
-            HiddenAct::Gelu => inter.gelu_erf()?,
-            HiddenAct::GeluApproximate => inter.gelu()?,
-            HiddenAct::Relu => inter.relu()?,
-        };
+        let inter = self.act.apply(&self.intermediate.forward(&x)?)?;
         Ok((self.output.forward(&inter, &x, train)?, scores))
     }
 }

@@ -17,23 +17,24 @@ pub struct MlmHead {
 
 impl MlmHead {
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        Self::load_named(cfg.hidden_size, vb.pp("transform"), vb, cfg)
+    }
+
+    /// The head of a model whose last hidden states are `in_dim` wide (an
+    /// ELECTRA generator narrower than its embeddings), with the transform
+    /// under `transform` and the output bias under `bias_vb`.
+    pub fn load_named(in_dim: usize, transform: VarBuilder, bias_vb: VarBuilder, cfg: &Config) -> Result<Self> {
         Ok(Self {
-            dense: linear(cfg.hidden_size, cfg.hidden_size, vb.pp("transform.dense"), cfg)?,
+            dense: linear(in_dim, cfg.hidden_size, transform.pp("dense"), cfg)?,
             act: cfg.hidden_act,
-            layer_norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("transform.LayerNorm"))?,
-            bias: vb.get_with_hints(cfg.vocab_size, "bias", Init::Const(0.))?,
+            layer_norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, transform.pp("LayerNorm"))?,
+            bias: bias_vb.get_with_hints(cfg.vocab_size, "bias", Init::Const(0.))?,
         })
     }
 
     /// Vocabulary logits of (n, hidden) states through the decoder `word_embeddings`ᵀ.
     pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Result<Tensor> {
-        let x = self.dense.forward(hidden)?;
-        let x = match self.act {
-            HiddenAct::Gelu => x.gelu_erf()?,
-            HiddenAct::GeluApproximate => x.gelu()?,
-            HiddenAct::Relu => x.relu()?,
-        };
-        let x = self.layer_norm.forward(&x)?;
+        let x = self.layer_norm.forward(&self.act.apply(&self.dense.forward(hidden)?)?)?;
         x.matmul(&word_embeddings.t()?)?.broadcast_add(&self.bias)
     }
 }

