@@ -192,3 +192,31 @@ fn without_baseline_reports_the_table_says_so_and_a_named_directory_must_hold_bo
     let err = common::stderr(&o);
     assert!(err.contains("baseline-ngram-maxlen: predictions for 399 test texts, plain3's for 400"), "{err}");
 }
+
+#[test]
+fn a_run_that_predicts_one_class_is_flagged_not_averaged_in_silently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    run(&tmp.path().join("teacher"), 12, |i| i % 10 == 0);
+    for (seed, at_chance) in [("42", false), ("43", false), ("44", true)] {
+        let s = runs.join(format!("seed-{seed}"));
+        run(&s.join("plain3"), 3, |i| i % 5 == 0);
+        let dir = s.join("plain3-scratch");
+        // Seed 44 says "pos" for every text (gold alternates): half right, and "neg" never predicted.
+        run(&dir, 3, |i| if at_chance { i % 2 == 1 } else { i % 4 == 0 });
+        let (acc, f1) = if at_chance { (0.5, "[0.0, 0.6667]") } else { (0.75, "[0.75, 0.75]") };
+        std::fs::write(dir.join("test-report.json"), format!("{{\"accuracy\": {acc}, \"n\": {TEXTS}, \"per_label_f1\": {f1}}}")).unwrap();
+    }
+    let json = tmp.path().join("table.json");
+    let o = common::trainer(&["table", "--runs", runs.to_str().unwrap(), "--teacher", tmp.path().join("teacher").to_str().unwrap(),
+        "--json", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let markdown = String::from_utf8_lossy(&o.stdout);
+    assert!(markdown.contains("| plain3-scratch | 3 | 66.67 ± 14.43 ⚠ seed 44 predicts one class (75.00 without) |"), "{markdown}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let row = |n: &str| v["rows"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap().clone();
+    assert_eq!(row("plain3-scratch")["seeds_at_chance"], serde_json::json!(["44"]));
+    assert_eq!(row("plain3-scratch")["accuracy_mean_without_chance"].as_f64().unwrap(), 75.0);
+    assert_eq!(row("plain3")["seeds_at_chance"], serde_json::json!([]), "reports without per-label F1 are not judged");
+    assert!(row("plain3")["accuracy_mean_without_chance"].is_null());
+}

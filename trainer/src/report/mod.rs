@@ -23,6 +23,9 @@ pub struct Row {
     pub mean_layers: Vec<f64>,
     pub flop_speedup: Vec<f64>,
     pub correct: Vec<Option<Vec<bool>>>,
+    /// Per seed: the run predicts one label for every text (a label's F1 is
+    /// 0), i.e. it never left chance. Flagged in the table, not averaged in silently.
+    pub one_class: Vec<bool>,
     /// What the plot's legend calls the row, where it is drawn as a reference line.
     pub label: Option<String>,
 }
@@ -56,6 +59,12 @@ pub fn read_correctness(path: &Path) -> Result<Vec<bool>> {
             }
         })
         .collect()
+}
+
+/// Whether a test report's classifier gave every text the same label: some
+/// label then has F1 0 (reports without per-label F1 are not judged).
+pub fn predicts_one_class(report: &Value) -> bool {
+    report["per_label_f1"].as_array().is_some_and(|f1| f1.iter().any(|f| f.as_f64() == Some(0.0)))
 }
 
 /// The predictions file written next to a test report (`X.json` → `X.predictions.jsonl`).
@@ -118,6 +127,7 @@ pub fn collect(runs: &Path, teacher_layers: usize) -> Result<BTreeMap<String, Ro
                     None => field(&v, "flop_speedup", &path)?,
                 });
                 r.correct.push(correct);
+                r.one_class.push(predicts_one_class(&v));
                 Ok(())
             };
             if name == "fastbert" {
@@ -157,6 +167,7 @@ pub fn teacher_row(name: &str, path: &Path, default_layers: Option<usize>) -> Re
         mean_layers: vec![layers],
         flop_speedup: vec![1.0],
         correct: vec![None],
+        one_class: vec![predicts_one_class(&v)],
         label: None,
     })
 }
@@ -186,6 +197,7 @@ pub fn baseline_rows(dir: &Path) -> Result<Vec<Row>> {
                 seeds: vec!["-".into()],
                 accuracy: vec![field(&v, "accuracy", &report)?],
                 correct: vec![Some(read_correctness(&predictions)?)],
+                one_class: vec![predicts_one_class(&v)],
                 label: Some(format!("{name}: char n-gram linear, {seen}")),
                 ..Default::default()
             })
@@ -209,6 +221,10 @@ pub struct TableRow {
     /// Paired bootstrap over the test texts, seeds pooled (10,000 resamples); null for teachers and plain3.
     /// A baseline's one run is paired with each of plain3's seeds.
     pub p_vs_plain3: Option<f64>,
+    /// Seeds whose run predicted one label for every text (never left chance).
+    pub seeds_at_chance: Vec<String>,
+    /// Mean accuracy over the other seeds, when some are at chance and some are not.
+    pub accuracy_mean_without_chance: Option<f64>,
 }
 
 const ROW_ORDER: [&str; 9] = [
@@ -280,6 +296,11 @@ pub fn table(rows: &BTreeMap<String, Row>, teachers: &[Row], baselines: &[Row]) 
             flop_speedup: (!r.flop_speedup.is_empty()).then(|| mean_std(&r.flop_speedup).0),
             delta_vs_plain3: delta,
             p_vs_plain3: p,
+            seeds_at_chance: chance_seeds(r),
+            accuracy_mean_without_chance: {
+                let kept: Vec<f64> = r.accuracy.iter().zip(&r.one_class).filter(|(_, c)| !**c).map(|(a, _)| *a).collect();
+                (kept.len() < r.accuracy.len() && !kept.is_empty()).then(|| mean_std(&kept).0 * 100.0)
+            },
         }
     };
     let mut out: Vec<TableRow> = teachers.iter().map(|t| summarise(t, Paired::No)).collect();
@@ -302,15 +323,26 @@ pub fn check_same_texts(rows: &BTreeMap<String, Row>, baselines: &[Row]) -> Resu
     Ok(())
 }
 
+fn chance_seeds(r: &Row) -> Vec<String> {
+    r.seeds.iter().zip(&r.one_class).filter(|(_, c)| **c).map(|(s, _)| s.clone()).collect()
+}
+
 pub fn markdown(table: &[TableRow]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "| model | seeds | test accuracy (mean ± sd) | mean layers run | FLOP speed-up vs teacher | Δ vs plain3 (pt) | p vs plain3 |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for r in table {
-        let acc = match r.accuracy_sd {
+        let mut acc = match r.accuracy_sd {
             Some(sd) => format!("{:.2} ± {sd:.2}", r.accuracy_mean),
             None => format!("{:.2}", r.accuracy_mean),
         };
+        if !r.seeds_at_chance.is_empty() {
+            let seeds = r.seeds_at_chance.join(", ");
+            acc += &match r.accuracy_mean_without_chance {
+                Some(m) => format!(" ⚠ seed {seeds} predicts one class ({m:.2} without)"),
+                None => format!(" ⚠ seed {seeds} predicts one class"),
+            };
+        }
         let delta = r.delta_vs_plain3.map_or("–".into(), |d| format!("{d:+.2}"));
         let p = r.p_vs_plain3.map_or("–".into(), |p| if p < 1e-3 { "< 0.001".into() } else { format!("{p:.3}") });
         let layers = r.mean_layers.map_or("–".into(), |l| format!("{l:.2}"));
