@@ -5,7 +5,7 @@
 #   2. one training step, candle on the GPU against PyTorch on the same GPU
 #      (`trainer bench-step` / scripts/bench_train_step.py), alternating, at the
 #      small-12 shape and at BERT-base's;
-#   3. the small-12 teacher's recipe (docs/results.md) fine-tuned on the GPU,
+#   3. the small-12 teacher's recipe (docs/results/teacher-and-pretraining.md) fine-tuned on the GPU,
 #      and its test accuracy.
 #
 # Usage: scripts/gpu-check.sh BIN_DIR OUT_DIR

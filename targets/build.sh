@@ -21,7 +21,7 @@ cd "$root"
 # overrides, e.g. FEATURES=onnx,cli,tools,mimalloc for one that reads ONNX bundles.
 profile="${PROFILE:-edge}"
 # No unwind tables: the profile aborts on panic, so nothing unwinds (0.2 MB of
-# the aarch64 binary, docs/results.md). Added to your flags, wherever they are:
+# the aarch64 binary, docs/results/binary-size.md). Added to your flags, wherever they are:
 # RUSTFLAGS replaces the config files' rustflags, a --config array adds to them.
 rustflags=(-C force-unwind-tables=no)
 cargo=(cargo)

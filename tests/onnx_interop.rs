@@ -33,7 +33,7 @@ fn every_graph_runs_in_onnxruntime_with_tracts_numbers() {
     let cases = tmp.path().join("cases.json");
     std::fs::write(&cases, serde_json::json!({ "ids": rows }).to_string()).unwrap();
     let out = Command::new(python())
-        .arg(repo_root().join("scripts/ort_run_bundle.py"))
+        .arg(repo_root().join("bench/common/ort_run_bundle.py"))
         .arg(&bundle)
         .arg(&cases)
         .output()

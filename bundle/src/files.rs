@@ -4,7 +4,8 @@
 //! path after its checksum was verified, so a file swapped during the load
 //! cannot slip in.
 
-use crate::manifest::{limits, sha256_hex, BundleError, Manifest, MANIFEST};
+use crate::exit::ExitPolicy;
+use crate::manifest::{check_file_name, limits, sha256_hex, write_bundle_with, BundleError, Manifest, MANIFEST};
 use crate::parallel::in_parallel;
 use std::collections::BTreeMap;
 use std::fs;
@@ -91,12 +92,12 @@ impl BundleFiles {
         let mut manifest = self.manifest.clone();
         edit(&mut manifest);
         for (name, _) in reports {
-            crate::manifest::check_file_name(name)
+            check_file_name(name)
                 .map_err(|what| BundleError::Unsafe { path: dir.to_path_buf(), what: format!("report {what}") })?;
         }
         let carried = unlisted_regular_files(dir, &manifest, reports)?;
         let listed: Vec<(&str, &[u8])> = self.files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-        crate::manifest::write_bundle_with(dir, manifest, &listed, |tmp| -> Result<(), BundleError> {
+        write_bundle_with(dir, manifest, &listed, |tmp| -> Result<(), BundleError> {
             let reports = reports.iter().map(|(n, b)| (*n, b.as_slice()));
             for (name, bytes) in reports.chain(carried.iter().map(|(n, b)| (n.as_str(), b.as_slice()))) {
                 let path = tmp.join(name);
@@ -105,6 +106,27 @@ impl BundleFiles {
             Ok(())
         })
     }
+}
+
+impl Manifest {
+    /// Reads and checks a bundle's manifest: version, consistency, and the
+    /// sha256 of every file it lists (see [`BundleFiles`], which also keeps
+    /// the verified bytes).
+    pub fn load(dir: &Path) -> Result<Self, BundleError> {
+        Ok(BundleFiles::read(dir)?.manifest)
+    }
+}
+
+/// Replaces the bundle's default exit policy (what `classify` uses without a
+/// policy flag), recording why in the provenance, and adds `reports` (name,
+/// bytes) beside it; the bundle is rewritten whole (see [`BundleFiles::rewrite`]).
+/// A policy the bundle's exits cannot run is refused by the manifest's checks.
+pub fn set_default_policy(dir: &Path, policy: ExitPolicy, why: &str, reports: &[(&str, Vec<u8>)]) -> Result<Manifest, BundleError> {
+    let bundle = BundleFiles::read(dir)?;
+    bundle.rewrite(dir, reports, |m| {
+        m.default_policy = policy;
+        m.provenance.insert("default_policy".into(), why.to_string());
+    })
 }
 
 /// Regular files of `dir` that neither the manifest nor `reports` name
@@ -116,7 +138,7 @@ fn unlisted_regular_files(dir: &Path, m: &Manifest, reports: &[(&str, Vec<u8>)])
     for entry in entries.flatten() {
         let Ok(name) = entry.file_name().into_string() else { continue };
         let listed = name == MANIFEST || m.sha256.contains_key(&name) || reports.iter().any(|(r, _)| *r == name);
-        if listed || crate::manifest::check_file_name(&name).is_err() || !entry.file_type().is_ok_and(|t| t.is_file()) {
+        if listed || check_file_name(&name).is_err() || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         carried.push((name.clone(), read_inside(&root, dir, &name, limits::MANIFEST_BYTES)?));

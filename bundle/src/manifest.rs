@@ -4,7 +4,6 @@
 
 use crate::atomic::{self, FileError};
 use crate::exit::ExitPolicy;
-use crate::files::BundleFiles;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -168,12 +167,8 @@ impl Manifest {
         self.exits.iter().flatten().count()
     }
 
-    /// Reads and checks a bundle's manifest: version, consistency, and the
-    /// sha256 of every file it lists (see [`crate::files::BundleFiles`], which
-    /// also keeps the verified bytes).
-    pub fn load(dir: &Path) -> Result<Self, BundleError> {
-        Ok(crate::files::BundleFiles::read(dir)?.manifest)
-    }
+    // `Manifest::load` reads and checks the files it lists too: it sits with
+    // them in `files.rs`.
 
     /// Parses manifest bytes (read from `path`, named in errors) and checks
     /// every field: the version, the bounds in [`limits`], the file names,
@@ -295,16 +290,4 @@ pub fn write_bundle_with<E: From<BundleError> + From<FileError>>(
         extra(tmp)
     })?;
     Ok(manifest)
-}
-
-/// Replaces the bundle's default exit policy (what `classify` uses without a
-/// policy flag), recording why in the provenance, and adds `reports` (name,
-/// bytes) beside it; the bundle is rewritten whole (see [`BundleFiles::rewrite`]).
-/// A policy the bundle's exits cannot run is refused by the manifest's checks.
-pub fn set_default_policy(dir: &Path, policy: ExitPolicy, why: &str, reports: &[(&str, Vec<u8>)]) -> Result<Manifest, BundleError> {
-    let bundle = BundleFiles::read(dir)?;
-    bundle.rewrite(dir, reports, |m| {
-        m.default_policy = policy;
-        m.provenance.insert("default_policy".into(), why.to_string());
-    })
 }

@@ -8,7 +8,7 @@
 use crate::runtime::EdgeClassifier;
 use bundle::dataset::{label_indices, read_dataset};
 use bundle::exit::{argmax, replay, softmax, ExitPolicy};
-use bundle::manifest::set_default_policy;
+use bundle::files::set_default_policy;
 use serde::Serialize;
 use std::path::Path;
 

@@ -12,14 +12,18 @@ pub mod bench;
 #[cfg(feature = "tools")]
 pub mod calibrate;
 pub mod checks;
+mod error;
 pub mod fused_norm;
 pub mod kernels;
 pub mod nnef;
+mod nnef_graph;
 mod nnef_ops;
 #[cfg(feature = "onnx")]
 mod onnx_graph;
 #[cfg(feature = "plots")]
 mod plots;
+#[cfg(feature = "tools")]
+mod report;
 pub mod row_softmax;
 pub mod runtime;
 mod segment;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 // tract allocates a tensor per op and per run, and a load builds thousands of
 // small nodes: mimalloc is faster than glibc's malloc at both, measured in
-// docs/results.md ("The allocator").
+// docs/results/runtime-speed.md ("The allocator").
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,7 +1,7 @@
 //! SVG plots of a bench report: the speed–accuracy curve and the latency of
 //! each exit layer.
 
-use crate::bench::BenchReport;
+use crate::report::BenchReport;
 use bundle::ExitPolicy;
 use plotters::prelude::*;
 use std::path::Path;

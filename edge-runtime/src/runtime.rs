@@ -3,36 +3,19 @@
 //! classifies layer by layer, running no graph after a sample's exit.
 
 use crate::checks::{self, Role, WeightTypes};
+pub use crate::error::RuntimeError;
+use crate::nnef_graph::{self, read_graph};
+pub use crate::segment::{cpu_has_f16_arithmetic, Compute};
 use crate::segment::{Segment, Stage};
-use crate::{fused_norm, nnef, row_softmax};
+use crate::{fused_norm, row_softmax};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
 use bundle::parallel::in_parallel;
-use bundle::manifest::{BundleError, GraphFormat, Manifest, Precision};
+use bundle::manifest::{GraphFormat, Manifest};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tract_nnef::prelude::*;
 use tract_nnef::tract_core::internal::{EvalContext, OpState};
-
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error(transparent)]
-    Bundle(#[from] BundleError),
-    #[error("{path}: cannot load graph: {error:#}")]
-    Graph { path: String, error: TractError },
-    #[error("{path}: does not fit the manifest: {what}")]
-    Mismatch { path: String, what: String },
-    #[error("{0}")]
-    Input(String),
-    #[error("{path}: cannot load tokenizer: {message}")]
-    Tokenizer { path: String, message: String },
-    #[error("inference failed in {segment}: {error:#}")]
-    Run { segment: String, error: TractError },
-    #[error("empty text")]
-    EmptyText,
-    #[error("the batch failed: {0}")]
-    Batch(String),
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -46,38 +29,6 @@ pub struct Prediction {
     pub latencies: Vec<Duration>,
     /// The input had more tokens than the bundle's max_seq_len and was cut.
     pub truncated: bool,
-}
-
-/// The float type the graphs compute in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum Compute {
-    /// f16 for an f16 bundle on a CPU with f16 arithmetic (aarch64 FEAT_FP16), else f32.
-    Auto,
-    F32,
-    /// Every float op in f16 (tract's f32→f16 translation). Emulated, hence
-    /// slow, on CPUs without f16 arithmetic: for checking accuracy there.
-    F16,
-}
-
-impl Compute {
-    /// What `self` means for a bundle of `precision` on this CPU.
-    pub fn resolve(self, precision: Precision) -> Compute {
-        match self {
-            Compute::Auto if precision == Precision::F16 && cpu_has_f16_arithmetic() => Compute::F16,
-            Compute::Auto => Compute::F32,
-            other => other,
-        }
-    }
-}
-
-/// Whether tract runs f16 arithmetic natively here (aarch64 FEAT_FP16, x86
-/// AVX512-FP16). On aarch64 tract reads the `Features` line of /proc/cpuinfo
-/// (`asimdhp`); under qemu-user that file is the host's, so pass
-/// `TRACT_CPU_ISA=+fp16` there when the emulated CPU has it.
-pub fn cpu_has_f16_arithmetic() -> bool {
-    tract_linalg::isa::native().fp16_arithmetic()
 }
 
 pub struct EdgeClassifier {
@@ -156,9 +107,9 @@ fn parse_graph_staged(bundle: &BundleFiles, file: &str, weights: &mut WeightType
     let (mut model, stage) = match GraphFormat::of(file) {
         // An archive carries the ops it was converted with (own ops included).
         Some(GraphFormat::Nnef) => {
-            let model = nnef::read_graph(bytes).map_err(|e| match e {
-                nnef::ReadError::Archive(what) => mismatch(what),
-                nnef::ReadError::Graph(error) => graph(error),
+            let model = read_graph(bytes).map_err(|e| match e {
+                nnef_graph::ReadError::Archive(what) => mismatch(what),
+                nnef_graph::ReadError::Graph(error) => graph(error),
             })?;
             weights.add_typed(&model);
             (model, Stage::Decluttered)
@@ -586,17 +537,5 @@ mod tests {
         assert_eq!(padded_inputs(&batch, 8, 6).unwrap().0.shape(), [2, 6], "capped at max_seq_len");
         assert_eq!(padded_inputs(&batch, 1, 64).unwrap().0.shape(), [2, 5], "1: the longest sample");
         assert_eq!(padded_inputs(&[vec![1u32; 16]], 8, 64).unwrap().0.shape(), [1, 16]);
-    }
-
-    #[test]
-    fn auto_computes_in_f16_only_for_f16_weights_on_an_f16_cpu() {
-        for precision in [Precision::F32, Precision::Int8] {
-            assert_eq!(Compute::Auto.resolve(precision), Compute::F32, "{precision:?}");
-        }
-        let f16_cpu = cpu_has_f16_arithmetic();
-        assert_eq!(Compute::Auto.resolve(Precision::F16), if f16_cpu { Compute::F16 } else { Compute::F32 });
-        // An explicit choice is kept whatever the bundle holds.
-        assert_eq!(Compute::F16.resolve(Precision::F32), Compute::F16);
-        assert_eq!(Compute::F32.resolve(Precision::F16), Compute::F32);
     }
 }

@@ -6,13 +6,49 @@
 //! tract's optimization is most of a load, and a text that exits after layer
 //! k needs only k layers' plans. The graph is read, typed and checked against
 //! the manifest at load either way; only the optimization waits.
+//!
+//! [`Compute`], the float type a plan computes in, is here too: the runtime
+//! re-exports it.
 
-use crate::runtime::{Compute, RuntimeError};
+use crate::error::RuntimeError;
+use bundle::manifest::Precision;
 use std::sync::{Mutex, MutexGuard};
 use tract_nnef::prelude::*;
 use tract_nnef::tract_core::floats::FloatPrecisionTranslator;
 use tract_nnef::tract_core::model::TypedSimpleState;
 use tract_nnef::tract_core::transform::ModelTransform;
+
+/// The float type the graphs compute in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Compute {
+    /// f16 for an f16 bundle on a CPU with f16 arithmetic (aarch64 FEAT_FP16), else f32.
+    Auto,
+    F32,
+    /// Every float op in f16 (tract's f32→f16 translation). Emulated, hence
+    /// slow, on CPUs without f16 arithmetic: for checking accuracy there.
+    F16,
+}
+
+impl Compute {
+    /// What `self` means for a bundle of `precision` on this CPU.
+    pub fn resolve(self, precision: Precision) -> Compute {
+        match self {
+            Compute::Auto if precision == Precision::F16 && cpu_has_f16_arithmetic() => Compute::F16,
+            Compute::Auto => Compute::F32,
+            other => other,
+        }
+    }
+}
+
+/// Whether tract runs f16 arithmetic natively here (aarch64 FEAT_FP16, x86
+/// AVX512-FP16). On aarch64 tract reads the `Features` line of /proc/cpuinfo
+/// (`asimdhp`); under qemu-user that file is the host's, so pass
+/// `TRACT_CPU_ISA=+fp16` there when the emulated CPU has it.
+pub fn cpu_has_f16_arithmetic() -> bool {
+    tract_linalg::isa::native().fp16_arithmetic()
+}
 
 /// Whether a typed model still needs tract's decluttering before its plan.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,4 +130,21 @@ fn plan(model: TypedModel, stage: Stage, path: &str, compute: Compute) -> Result
     model.optimize().map_err(graph)?;
     // A fresh state per call would reallocate every buffer of the graph.
     model.into_runnable().and_then(|plan| TypedSimpleState::new(&plan)).map_err(graph)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_computes_in_f16_only_for_f16_weights_on_an_f16_cpu() {
+        for precision in [Precision::F32, Precision::Int8] {
+            assert_eq!(Compute::Auto.resolve(precision), Compute::F32, "{precision:?}");
+        }
+        let f16_cpu = cpu_has_f16_arithmetic();
+        assert_eq!(Compute::Auto.resolve(Precision::F16), if f16_cpu { Compute::F16 } else { Compute::F32 });
+        // An explicit choice is kept whatever the bundle holds.
+        assert_eq!(Compute::F16.resolve(Precision::F32), Compute::F16);
+        assert_eq!(Compute::F32.resolve(Precision::F16), Compute::F32);
+    }
 }

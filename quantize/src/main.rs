@@ -34,7 +34,7 @@ struct Cli {
     /// (e.g. `classifier.*`, `exit_*.onnx:*`). Repeatable.
     #[arg(long, num_args = 1..)]
     keep_f32: Vec<String>,
-    /// int8 form (docs/results.md has the measurements): `weight-only` stores int8
+    /// int8 form (docs/results/quantize.md has the measurements): `weight-only` stores int8
     /// and multiplies in f32; `dynamic-u8` is ONNX's DynamicQuantizeLinear →
     /// MatMulInteger; `dynamic-i8` quantizes activations per token to int8.
     #[arg(long, value_enum, default_value = "weight-only")]

@@ -6,7 +6,7 @@
 use crate::metrics::{self, EvalReport};
 use crate::model::bert::attention_bias;
 use crate::model::SequenceClassifier;
-use crate::train::{batch, Encoded};
+use crate::train::batching::{batch, Encoded};
 use anyhow::{bail, Result};
 use candle_core::Tensor;
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};

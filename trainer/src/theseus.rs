@@ -38,7 +38,7 @@ pub fn block_size(predecessor_layers: usize, successor_layers: usize) -> Result<
     if successor_layers == 0 || successor_layers > predecessor_layers {
         bail!("--layers {successor_layers} must be between 1 and the predecessor's {predecessor_layers} layers");
     }
-    if predecessor_layers % successor_layers != 0 {
+    if !predecessor_layers.is_multiple_of(successor_layers) {
         bail!(
             "the predecessor's {predecessor_layers} layers cannot be split into {successor_layers} equal blocks \
              (the ratio must divide)"

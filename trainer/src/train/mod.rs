@@ -3,23 +3,22 @@
 //! checkpoints and `--resume`.
 
 use crate::data::LabelSet;
-use crate::distill::{student_from_teacher, LayerPick};
+use crate::distill::student_from_teacher;
 use crate::metrics::{self, EvalReport};
-use crate::model::branch::BranchConfig;
 use crate::model::{presets, SequenceClassifier};
 use crate::optim::AdamW;
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
 use bundle::dataset::read_dataset;
 use bundle::ExitPolicy;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 pub mod batching;
 pub mod checkpoint;
 pub mod evaluate;
 pub mod objective;
+pub mod options;
 pub mod step;
 
 pub use batching::{augment_training_set, batch, encode_dataset, epoch_batches, Encoded};
@@ -27,75 +26,8 @@ use checkpoint::save_checkpoint;
 pub use evaluate::evaluate;
 use objective::{Batch, PreparedObjective};
 pub use objective::{Mix, Objective, Scheduler};
+pub use options::{FinetuneOptions, ModelInit};
 pub use step::{log_line, lr_at, train_step};
-
-#[derive(Debug, Clone)]
-pub enum ModelInit {
-    /// A Hugging Face BERT checkpoint directory.
-    Pretrained(PathBuf),
-    /// A from-scratch preset with a vocabulary (`vocab.txt`, `tokenizer.json` or their directory).
-    Preset { name: String, vocab: PathBuf },
-    /// A shallow student of `FinetuneOptions::teacher`, initialised from its layers.
-    Student { layers: usize, pick: LayerPick },
-    /// A student of another width than the teacher (its tokenizer, fresh weights).
-    NarrowStudent { layers: usize, hidden: usize, heads: usize, intermediate: usize },
-    /// `FinetuneOptions::teacher` with FastBERT branch classifiers added.
-    Branches(BranchConfig),
-}
-
-#[derive(Debug, Clone)]
-pub struct FinetuneOptions {
-    pub train: PathBuf,
-    pub dev: PathBuf,
-    pub out: PathBuf,
-    pub init: ModelInit,
-    /// The teacher model directory, for `ModelInit::Student` and `Objective::Distill`.
-    pub teacher: Option<PathBuf>,
-    pub objective: Objective,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub max_len: usize,
-    pub seed: u64,
-    pub warmup_ratio: f64,
-    pub weight_decay: f64,
-    pub max_grad_norm: f64,
-    /// Write a resumable checkpoint every this many steps (and at every epoch end).
-    pub save_every: usize,
-    pub resume: bool,
-    /// Abort (as if killed) after this many optimisation steps, without saving:
-    /// for testing that `--resume` picks up from the last checkpoint.
-    pub stop_after_steps: Option<usize>,
-    pub device: Device,
-    pub progress: bool,
-}
-
-impl FinetuneOptions {
-    /// Plain fine-tuning with the CLI's defaults; set other fields with struct update syntax.
-    pub fn new(train: PathBuf, dev: PathBuf, out: PathBuf, init: ModelInit) -> Self {
-        Self {
-            train,
-            dev,
-            out,
-            init,
-            teacher: None,
-            objective: Objective::CrossEntropy,
-            epochs: 3,
-            batch_size: 32,
-            lr: 5e-5,
-            max_len: 128,
-            seed: 42,
-            warmup_ratio: 0.1,
-            weight_decay: 0.01,
-            max_grad_norm: 1.0,
-            save_every: 200,
-            resume: false,
-            stop_after_steps: None,
-            device: Device::Cpu,
-            progress: false,
-        }
-    }
-}
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -355,7 +287,7 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         save_checkpoint(&opts.out, &model.varmap, &opt, &state)?;
     }
     bar.finish_and_clear();
-    let best = state.history.iter().filter(|m| m.best).last().context("no epoch completed")?;
+    let best = state.history.iter().rev().find(|m| m.best).context("no epoch completed")?;
     Ok(FinetuneSummary {
         best_dev_accuracy: state.best_dev_accuracy,
         best_epoch: best.epoch,

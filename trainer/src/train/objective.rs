@@ -1,47 +1,18 @@
 //! What a training run optimises. Each objective's loss is written once, in
-//! [`PreparedObjective::loss`]; which parameters it trains, in
-//! [`Objective::trains`]; what it needs from a teacher, in
-//! [`PreparedObjective::prepare`].
+//! [`PreparedObjective::loss`]; what it needs from a teacher, in
+//! [`PreparedObjective::prepare`]. The objectives a run can ask for
+//! ([`Objective`]) and which parameters each trains ([`Objective::trains`])
+//! sit with the run's other options, in `options.rs`.
 
 use super::batching::{batch, Encoded};
-use super::FinetuneOptions;
-use crate::distill::intermediate::{IntermediateLoss, IntermediateSpec};
+pub use super::options::Objective;
+use super::options::FinetuneOptions;
+use crate::distill::intermediate::IntermediateLoss;
 use crate::distill::{kd_loss, temperature_at};
 use crate::model::SequenceClassifier;
 pub use crate::theseus::{Mix, Scheduler};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
-
-/// What the student learns from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Objective {
-    /// Gold labels only.
-    CrossEntropy,
-    /// Gold labels and the teacher's softened logits (see [`crate::distill::kd_loss`]),
-    /// optionally with hidden-state and attention losses on chosen layers.
-    Distill {
-        temperature: f64,
-        temperature_end: Option<f64>,
-        alpha: f64,
-        cache_logits: bool,
-        intermediate: Option<IntermediateSpec>,
-    },
-    /// BERT-of-Theseus module replacement with the teacher as predecessor.
-    Theseus { scheduler: Scheduler, mix: Mix },
-    /// FastBERT self-distillation of the branch classifiers.
-    FastBert { with_ce: bool, augment: bool },
-}
-
-impl Objective {
-    /// Which parameters the optimiser updates; the rest stay frozen.
-    pub fn trains(&self, name: &str) -> bool {
-        match self {
-            Self::Theseus { .. } => name.starts_with("bert.encoder.layer."),
-            Self::FastBert { .. } => name.starts_with("branches."),
-            _ => true,
-        }
-    }
-}
 
 /// One training batch.
 pub struct Batch<'a> {
