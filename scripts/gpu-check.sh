@@ -3,7 +3,7 @@
 #   1. the CUDA tests (trainer/tests/cuda.rs: CPU/GPU parity of logits and
 #      gradients; fine-tuning on the GPU learns and loads back on the CPU);
 #   2. one training step, candle on the GPU against PyTorch on the same GPU
-#      (`trainer bench-step` / scripts/bench_train_step.py), alternating, at the
+#      (`trainer bench-step` / bench/train-step/bench_train_step.py), alternating, at the
 #      small-12 shape and at BERT-base's;
 #   3. the small-12 teacher's recipe (docs/results/teacher-and-pretraining.md) fine-tuned on the GPU,
 #      and its test accuracy.
@@ -63,7 +63,7 @@ for round in 1 2; do
     timeout 120 "$bin/trainer" bench-step $shape --steps 20 --warmup 3 --device cuda:0 --json 2>>"$log" \
       | sed "s/^{/{\"round\":$round,/" | tee -a "$out/bench-train-step-gpu.jsonl"
     # shellcheck disable=SC2086
-    timeout 120 python3 scripts/bench_train_step.py $shape --steps 20 --warmup 3 --device cuda:0 2>>"$log" \
+    timeout 120 python3 bench/train-step/bench_train_step.py $shape --steps 20 --warmup 3 --device cuda:0 2>>"$log" \
       | sed "s/^{/{\"round\":$round,/" | tee -a "$out/bench-train-step-gpu.jsonl"
   done
 done

@@ -3,7 +3,7 @@
 # (scripts/fetch-data.sh) and a Python virtualenv `.venv-tools` with
 # onnxruntime + numpy for the ONNX interop test, onnx (graph merging) for the
 # onnxruntime benchmark, and scikit-learn for the character n-gram baseline
-# (scripts/baseline_ngram.py and its test). An existing venv that lacks one of
+# (bench/compression-table/baseline_ngram.py and its test). An existing venv that lacks one of
 # them, or has another scikit-learn, is made anew.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

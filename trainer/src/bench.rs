@@ -1,6 +1,6 @@
 //! `trainer bench-step`: time of one training step (forward, backward, clip,
 //! AdamW) on random data, for side-by-side comparison with PyTorch
-//! (`scripts/bench-train-step.sh` runs both in one go).
+//! (`bench/train-step/bench-train-step.sh` runs both in one go).
 
 use crate::data::LabelSet;
 use crate::model::{presets, SequenceClassifier};

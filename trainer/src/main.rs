@@ -108,8 +108,8 @@ enum Command {
         #[arg(long)]
         max_len: Option<usize>,
     },
-    /// Tabulate compression runs (scripts/compression-table.sh) and the character n-gram baselines
-    /// (scripts/baseline_ngram.py): mean ± sd over seeds, paired p-values vs plain3, SVG plot, JSON.
+    /// Tabulate compression runs (bench/compression-table/compression-table.sh) and the character n-gram baselines
+    /// (bench/compression-table/baseline_ngram.py): mean ± sd over seeds, paired p-values vs plain3, SVG plot, JSON.
     Table {
         /// Directory with seed-*/ROW/ runs.
         #[arg(long, default_value = "runs/compression")]
@@ -124,7 +124,7 @@ enum Command {
         /// directory, or its `trainer eval --json` report (same depth as --teacher assumed).
         #[arg(long)]
         scratch_teacher: Option<PathBuf>,
-        /// Where `scripts/baseline_ngram.py --out DIR` wrote the rows baseline-ngram and
+        /// Where `bench/compression-table/baseline_ngram.py --out DIR` wrote the rows baseline-ngram and
         /// baseline-ngram-maxlen (DIR/ROW/test-report.json and its .predictions.jsonl): shown
         /// after the teachers, each paired with every plain3 seed for p, and drawn on the plot as
         /// dashed lines. A DIR given here must hold both rows. Without the flag, runs/baseline-ngram
@@ -138,7 +138,7 @@ enum Command {
         #[arg(long, num_args = 0..=1, default_missing_value = "docs/logs/compression-table.json")]
         json: Option<PathBuf>,
     },
-    /// Time one training step on random data (see scripts/bench-train-step.sh).
+    /// Time one training step on random data (see bench/train-step/bench-train-step.sh).
     BenchStep {
         #[arg(long, default_value_t = 12)]
         layers: usize,
@@ -539,7 +539,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some(dir) => report::baseline_rows(dir)?,
                 None if default_baseline.exists() => report::baseline_rows(&default_baseline)?,
                 None => {
-                    eprintln!("no baseline rows: {} does not exist (scripts/baseline_ngram.py writes it; --baseline DIR reads another)", default_baseline.display());
+                    eprintln!("no baseline rows: {} does not exist (bench/compression-table/baseline_ngram.py writes it; --baseline DIR reads another)", default_baseline.display());
                     Vec::new()
                 }
             };

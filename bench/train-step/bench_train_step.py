@@ -2,7 +2,7 @@
 """PyTorch reference timing of one BERT training step on random data.
 
 Requirements: pip install torch transformers
-(scripts/bench-train-step.sh sets up .venv-bench with both and runs this next
+(bench/train-step/bench-train-step.sh sets up .venv-bench with both and runs this next
 to `trainer bench-step`; the two print JSON lines with the same keys.)
 
 A "step" is exactly what trainer/src/bench.rs times: zero_grad, forward with

@@ -11,10 +11,10 @@
 # MINUTES at its speed (the learning-rate schedule needs the step count in
 # advance). The summary reports the wall time each run really took.
 #
-#   scripts/pretrain-objective-ab.sh                      # small-4, 35 min each, max-len 128, FT_SEEDS="42 43"
-#   MINUTES=10 PRESET=tiny FT_SEEDS=42 OUT=runs/ab-try scripts/pretrain-objective-ab.sh
+#   bench/objective-ab/pretrain-objective-ab.sh                      # small-4, 35 min each, max-len 128, FT_SEEDS="42 43"
+#   MINUTES=10 PRESET=tiny FT_SEEDS=42 OUT=runs/ab-try bench/objective-ab/pretrain-objective-ab.sh
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 PRESET="${PRESET:-small-4}"
 MINUTES="${MINUTES:-35}"

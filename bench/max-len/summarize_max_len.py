@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summary of scripts/bench-max-len.sh: per exit layer k, what exiting after
+"""Summary of bench/max-len/bench-max-len.sh: per exit layer k, what exiting after
 layer k costs at each token limit (the bench's cost_to_exit_after_layer_ms:
 embeddings + layers 1..k with their branch classifiers, mean ms per text at
 batch 1) and full depth, with the ratio to the first limit per round and its

