@@ -3,17 +3,10 @@
 //! Linear H→h + tanh → multi-head self-attention at h → first token →
 //! Linear h→h + tanh → Linear h→labels.
 
+pub use super::bert::BranchConfig;
 use super::bert::{linear, softmax_last_dim, Config, Linear};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
-use serde::{Deserialize, Serialize};
-
-/// Shape of the branch classifiers, stored in `config.json` as `exit_branches`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BranchConfig {
-    pub hidden_size: usize,
-    pub num_attention_heads: usize,
-}
 
 pub struct BranchClassifier {
     dense_in: Linear,
@@ -29,7 +22,7 @@ pub struct BranchClassifier {
 impl BranchClassifier {
     pub fn load(vb: VarBuilder, cfg: &Config, branch: &BranchConfig, num_labels: usize) -> Result<Self> {
         let h = branch.hidden_size;
-        if branch.num_attention_heads == 0 || h % branch.num_attention_heads != 0 {
+        if branch.num_attention_heads == 0 || !h.is_multiple_of(branch.num_attention_heads) {
             candle_core::bail!("branch hidden size {h} is not divisible by {} heads", branch.num_attention_heads);
         }
         Ok(Self {

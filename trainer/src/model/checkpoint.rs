@@ -1,8 +1,9 @@
 //! A model directory in Hugging Face layout: `config.json`, `model.safetensors`,
 //! `tokenizer.json`, `vocab.txt`, plus our `labels.json`.
 
-use super::bert::{BertForSequenceClassification, Config};
-use super::branch::BranchConfig;
+use super::bert::Config;
+use super::classifier::BertForSequenceClassification;
+use super::bert::BranchConfig;
 use crate::data::LabelSet;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};

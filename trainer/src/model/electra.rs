@@ -44,7 +44,7 @@ impl GeneratorConfig {
             bail!("--generator-layers must be within 1..=64, got {layers}");
         }
         let heads = hidden.div_ceil(64);
-        if hidden % heads != 0 {
+        if !hidden.is_multiple_of(heads) {
             bail!("--generator-hidden {hidden} does not split into heads of at most 64 dimensions; use a multiple of {heads}");
         }
         Ok(Self { hidden_size: hidden, num_hidden_layers: layers, num_attention_heads: heads, intermediate_size: 4 * hidden })
