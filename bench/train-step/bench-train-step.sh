@@ -6,9 +6,13 @@
 # Usage: bench/train-step/bench-train-step.sh [--layers N] [--hidden H] [--heads A]
 #          [--intermediate I] [--vocab-size V] [--max-len L] [--batch-size B]
 #          [--threads T] [--steps N] [--warmup W] [--rounds R] [--out FILE]
-#          [--no-build]
+#          [--no-build] [--trainer PATH]...
 # Every flag can also be given as an env var: LAYERS HIDDEN HEADS INTERMEDIATE
-# VOCAB_SIZE MAX_LEN BATCH_SIZE THREADS STEPS WARMUP ROUNDS OUT NO_BUILD=1.
+# VOCAB_SIZE MAX_LEN BATCH_SIZE THREADS STEPS WARMUP ROUNDS OUT NO_BUILD=1
+# TRAINERS="PATH PATH".
+# --trainer (repeatable) times the given trainer builds instead of this
+# checkout's, each in every round (e.g. a saved copy of an older build beside
+# the new one); it implies --no-build.
 # Flags win over env vars. Defaults are the "small-12" config.
 #
 # Needs python3 (>= 3.9) and PyPI access the first time (torch + transformers
@@ -31,8 +35,9 @@ WARMUP="${WARMUP:-2}"
 ROUNDS="${ROUNDS:-2}"
 OUT="${OUT:-runs/bench-train-step/results.jsonl}"
 NO_BUILD="${NO_BUILD:-0}"
+read -r -a trainers <<< "${TRAINERS:-}"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers) LAYERS="$2"; shift 2 ;;
@@ -48,6 +53,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --no-build) NO_BUILD=1; shift ;;
+    --trainer) trainers+=("$2"); NO_BUILD=1; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-train-step: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -69,6 +75,7 @@ fi
 
 # --- Rust trainer -------------------------------------------------------------
 trainer="${CARGO_TARGET_DIR:-$root/target}/release/trainer"
+if [ "${#trainers[@]}" -eq 0 ]; then trainers=("$trainer"); fi
 if [ "$NO_BUILD" != 1 ]; then
   # Always (re)build so we never time a stale binary; a no-op when up to date.
   if ! command -v cargo >/dev/null 2>&1; then
@@ -78,11 +85,13 @@ if [ "$NO_BUILD" != 1 ]; then
   fi
   cargo build --release -p trainer
 fi
-if [ ! -x "$trainer" ]; then
-  echo "bench-train-step: $trainer does not exist;" \
-       "build it with: cargo build --release -p trainer" >&2
-  exit 1
-fi
+for t in "${trainers[@]}"; do
+  if [ ! -x "$t" ]; then
+    echo "bench-train-step: $t does not exist;" \
+         "build it with: cargo build --release -p trainer" >&2
+    exit 1
+  fi
+done
 
 # --- Alternate the two implementations ---------------------------------------
 # Same configuration for both. (--labels is left at its default of 2 because
@@ -115,10 +124,12 @@ for round in $(seq 1 "$ROUNDS"); do
   OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" \
     "$py" bench/train-step/bench_train_step.py "${model_args[@]}" --threads "$THREADS" \
     | append_json pytorch
-  echo "bench-train-step: round $round/$ROUNDS: candle" >&2
-  # candle's CPU ops run on rayon's global pool.
-  RAYON_NUM_THREADS="$THREADS" "$trainer" bench-step "${model_args[@]}" --json \
-    | append_json candle
+  for t in "${trainers[@]}"; do
+    echo "bench-train-step: round $round/$ROUNDS: candle ($t)" >&2
+    # candle's CPU ops run on rayon's global pool.
+    RAYON_NUM_THREADS="$THREADS" "$t" bench-step "${model_args[@]}" --json \
+      | sed "s|^{|{\"build\": \"$t\", |" | append_json candle
+  done
 done
 
 # --- Summary table ------------------------------------------------------------
@@ -126,15 +137,17 @@ done
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 by = {}
+builds = list(dict.fromkeys(r.get("build") for r in rows if r["impl"] == "candle"))
 for r in rows:
-    by.setdefault(r["impl"], []).append(r)
+    name = r["impl"] if r["impl"] != "candle" or len(builds) < 2 else f"candle {r['build']}"
+    by.setdefault(name, []).append(r)
 c = rows[0]
 print(f"\nconfig: layers {c['layers']}, hidden {c['hidden']}, batch {c['batch_size']}, "
       f"max_len {c['max_len']}, threads {c['threads']}, {c['steps']} timed steps/round\n")
 print("| impl | version | rounds | median step ms (per round) | median step ms | min step ms |")
 print("|---|---|---|---|---|---|")
 med = {}
-for impl in ("pytorch", "candle"):
+for impl in by:
     rs = by.get(impl, [])
     if not rs:
         continue
@@ -146,8 +159,9 @@ for impl in ("pytorch", "candle"):
 threads = {r["threads"] for r in rows}
 if len(threads) > 1:
     print(f"\nWARNING: implementations ran with different thread counts: {sorted(threads)}")
-if "pytorch" in med and "candle" in med:
-    print(f"\ncandle/pytorch median step time ratio: {med['candle'] / med['pytorch']:.2f}x "
-          "(< 1 means candle is faster)")
+for impl in med:
+    if impl != "pytorch" and "pytorch" in med:
+        print(f"\n{impl}/pytorch median step time ratio: {med[impl] / med['pytorch']:.2f}x "
+              "(< 1 means candle is faster)")
 EOF
 echo "bench-train-step: results in $OUT" >&2

@@ -44,6 +44,20 @@ pub fn device_name(device: &candle_core::Device) -> String {
     }
 }
 
+/// candle runs its element-wise binary ops (the gradient additions of the
+/// backward pass among them) on a thread pool of its own whose workers spin
+/// before they sleep, beside rayon's pool that runs the matrix products and
+/// our fused ops. On a small machine the spinning takes the cores the products
+/// need: on 2 cores a small-12 step is 0.90x PyTorch's with those ops inline
+/// against 1.02x with the pool (`bench/train-step/`). So unless the user sets
+/// `CANDLE_NUM_THREADS`, they run on the calling thread. Call before any
+/// tensor op (candle reads the variable once).
+pub fn run_binary_ops_inline() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 /// Training allocates and frees megabyte-sized tensors at every op. By default
 /// glibc serves those with mmap and returns them to the kernel on free, so each
 /// step page-faults (and zeroes) the same memory again: a third of the step

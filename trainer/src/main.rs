@@ -436,6 +436,7 @@ struct TrainArgs {
 
 fn main() {
     trainer::keep_freed_memory();
+    trainer::run_binary_ops_inline();
     bundle::cli::exit_with(run(Cli::parse()));
 }
 

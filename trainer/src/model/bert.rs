@@ -31,6 +31,18 @@ impl HiddenAct {
     }
 }
 
+impl HiddenAct {
+    /// The same activation for the fused linear op (`linear.rs`).
+    fn fused(self) -> super::linear::Activation {
+        use super::linear::Activation;
+        match self {
+            HiddenAct::Gelu => Activation::Gelu,
+            HiddenAct::GeluApproximate => Activation::GeluTanh,
+            HiddenAct::Relu => Activation::Relu,
+        }
+    }
+}
+
 fn default_act() -> HiddenAct {
     HiddenAct::Gelu
 }
@@ -97,7 +109,7 @@ fn default_model_type() -> String {
 
 impl Config {
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -129,10 +141,10 @@ fn normal(cfg: &Config) -> Init {
     Init::Randn { mean: 0., stdev: cfg.initializer_range }
 }
 
-/// `y = x Wᵀ + b` over the last dimension. Unlike candle-nn's `Linear`, a
-/// (batch, seq, in) input is flattened to one matrix product instead of
-/// broadcasting W over the batch, whose backward pass would then have to sum
-/// a (batch, out, in) gradient — that reduction dominated the training step.
+/// `y = x Wᵀ + b` over the last dimension, one fused op on the CPU
+/// (`linear.rs`): a (batch, seq, in) input is one matrix product, and the
+/// backward pass computes dx, dW and db directly instead of through candle's
+/// broadcast machinery (its bias-add reduction dominated the training step).
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
@@ -141,13 +153,20 @@ pub struct Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_dim = *dims.last().unwrap();
-        let rows: usize = dims[..dims.len() - 1].iter().product();
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-        let mut out_dims = dims;
-        *out_dims.last_mut().unwrap() = self.weight.dim(0)?;
-        y.reshape(out_dims)
+        super::linear::linear(x, &self.weight, &self.bias, None, None, false)
+    }
+}
+
+impl Linear {
+    /// `act(x Wᵀ + b)`, the activation fused into the same op.
+    pub fn forward_act(&self, x: &Tensor, act: HiddenAct, train: bool) -> Result<Tensor> {
+        super::linear::linear(x, &self.weight, &self.bias, Some(act.fused()), None, train)
+    }
+
+    /// `dropout(x Wᵀ + b)`, the dropout fused into the same op.
+    pub fn forward_dropout(&self, x: &Tensor, dropout: &Dropout, train: bool) -> Result<Tensor> {
+        let n = x.elem_count() / x.dim(candle_core::D::Minus1)? * self.weight.dim(0)?;
+        super::linear::linear(x, &self.weight, &self.bias, None, dropout.mask(n, train), train)
     }
 }
 
@@ -260,8 +279,16 @@ impl BertSelfAttention {
     }
 
     /// `attn_bias`: (batch, 1, 1, seq), 0 for tokens and a large negative for padding.
+    /// Q, K and V come from one product with the three weights stacked, and
+    /// the rest is one fused op (`attention.rs`).
     pub fn forward(&self, x: &Tensor, attn_bias: &Tensor, train: bool) -> Result<Tensor> {
-        Ok(self.forward_with_scores(x, attn_bias, train)?.0)
+        let (b, s, _) = x.dims3()?;
+        let (q, k, v) = (&self.query, &self.key, &self.value);
+        let weight = Tensor::cat(&[&q.weight, &k.weight, &v.weight], 0)?;
+        let bias = Tensor::cat(&[&q.bias, &k.bias, &v.bias], 0)?;
+        let qkv = super::linear::linear(x, &weight, &bias, None, None, train)?;
+        let mask = self.dropout.mask(b * self.num_heads * s * s, train);
+        super::attention::attention(&qkv, attn_bias, self.num_heads, mask)
     }
 
     /// The output and the attention scores q·kᵀ/√d before the mask and softmax,
@@ -296,7 +323,7 @@ impl BertResidualOutput {
     }
 
     pub fn forward(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
-        let x = self.dropout.forward(&self.dense.forward(x)?, train)?;
+        let x = self.dense.forward_dropout(x, &self.dropout, train)?;
         self.layer_norm.forward(&(x + residual)?)
     }
 }
@@ -321,15 +348,20 @@ impl BertLayer {
     }
 
     pub fn forward(&self, x: &Tensor, attn_bias: &Tensor, train: bool) -> Result<Tensor> {
-        Ok(self.forward_with_scores(x, attn_bias, train)?.0)
+        let attn = self.attention.forward(x, attn_bias, train)?;
+        self.after_attention(x, &attn, train)
     }
 
     /// The layer's output and its attention scores before mask and softmax.
     pub fn forward_with_scores(&self, x: &Tensor, attn_bias: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let (attn, scores) = self.attention.forward_with_scores(x, attn_bias, train)?;
-        let x = self.attention_output.forward(&attn, x, train)?;
-        let inter = self.act.apply(&self.intermediate.forward(&x)?)?;
-        Ok((self.output.forward(&inter, &x, train)?, scores))
+        Ok((self.after_attention(x, &attn, train)?, scores))
+    }
+
+    fn after_attention(&self, x: &Tensor, attn: &Tensor, train: bool) -> Result<Tensor> {
+        let x = self.attention_output.forward(attn, x, train)?;
+        let inter = self.intermediate.forward_act(&x, self.act, train)?;
+        self.output.forward(&inter, &x, train)
     }
 }
 

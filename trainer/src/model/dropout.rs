@@ -7,7 +7,7 @@
 //! (deterministic) order the graph is built.
 
 use candle_core::{Result, Tensor};
-use rand::{rngs::SmallRng, Rng, SeedableRng};
+use rand::{rngs::SmallRng, RngCore, SeedableRng};
 use std::cell::RefCell;
 
 thread_local! {
@@ -32,19 +32,45 @@ impl Dropout {
 
     /// Zeroes each element with probability p and scales the rest by 1/(1−p) when training.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self.mask(x.elem_count(), train) {
+            Some(mask) => x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?,
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// The factors `forward` multiplies `n` elements by — 0 or 1/(1−p) — for
+    /// fused ops that apply them themselves; None when nothing is dropped.
+    ///
+    /// The step's generator, drawn in the order the graph is built, seeds one
+    /// generator per block of `BLOCK` elements, and each 64-bit draw decides
+    /// two elements: the blocks fill in parallel, and the mask does not depend
+    /// on the number of threads. (One u32 per element from the step's
+    /// generator was a serial chain of ~10M draws a step.)
+    pub fn mask(&self, n: usize, train: bool) -> Option<Vec<f32>> {
+        const BLOCK: usize = 1 << 14;
         if !train || self.p <= 0.0 {
-            return Ok(x.clone());
+            return None;
         }
         let keep_scale = 1.0 / (1.0 - self.p);
         // Compare raw u32 draws with a threshold: cheaper than drawing floats.
         let threshold = (self.p as f64 * u32::MAX as f64) as u32;
-        let n = x.elem_count();
-        let mask: Vec<f32> = RNG.with(|r| {
+        let factor = |bits: u32| if bits >= threshold { keep_scale } else { 0.0 };
+        let seeds: Vec<u64> = RNG.with(|r| {
             let mut r = r.borrow_mut();
-            (0..n).map(|_| if r.random::<u32>() >= threshold { keep_scale } else { 0.0 }).collect()
+            (0..n.div_ceil(BLOCK)).map(|_| r.next_u64()).collect()
         });
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        x * mask
+        let mut mask = vec![0f32; n];
+        super::cpu::par_blocks(mask.chunks_mut(BLOCK).zip(seeds).collect(), |(block, seed)| {
+            let mut r = SmallRng::seed_from_u64(seed);
+            for pair in block.chunks_mut(2) {
+                let bits = r.next_u64();
+                pair[0] = factor((bits >> 32) as u32);
+                if let Some(second) = pair.get_mut(1) {
+                    *second = factor(bits as u32);
+                }
+            }
+        });
+        Some(mask)
     }
 }
 
@@ -73,6 +99,20 @@ mod tests {
         assert!((60..=140).contains(&dropped), "dropped {dropped} of 1000 at p = 0.1");
         let mean = v.iter().sum::<f32>() / v.len() as f32;
         assert!((mean - 1.0).abs() < 0.05, "mean {mean}");
+    }
+
+    #[test]
+    fn a_mask_of_many_blocks_is_reproducible_and_drops_about_p_in_each() {
+        let draw = || {
+            seed_step(5, 9);
+            Dropout::new(0.1).mask(100_000, true).unwrap()
+        };
+        let mask = draw();
+        assert_eq!(mask, draw());
+        for block in mask.chunks(1 << 14) {
+            let dropped = block.iter().filter(|&&m| m == 0.0).count() as f64 / block.len() as f64;
+            assert!((0.09..0.11).contains(&dropped), "dropped {dropped}");
+        }
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl DiscriminatorHead {
 
     /// (batch, seq, hidden) → (batch, seq) replaced-token logits.
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        self.dense_prediction.forward(&self.act.apply(&self.dense.forward(hidden)?)?)?.squeeze(2)
+        self.dense_prediction.forward(&self.dense.forward_act(hidden, self.act, true)?)?.squeeze(2)
     }
 }
 

@@ -33,9 +33,11 @@ impl MlmHead {
     }
 
     /// Vocabulary logits of (n, hidden) states through the decoder `word_embeddings`ᵀ.
+    /// Both products are fused linear ops (`linear.rs`); the activation's
+    /// derivative is always kept, as this head has no evaluation flag.
     pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Result<Tensor> {
-        let x = self.layer_norm.forward(&self.act.apply(&self.dense.forward(hidden)?)?)?;
-        x.matmul(&word_embeddings.t()?)?.broadcast_add(&self.bias)
+        let x = self.layer_norm.forward(&self.dense.forward_act(hidden, self.act, true)?)?;
+        super::linear::linear(&x, word_embeddings, &self.bias, None, None, false)
     }
 }
 
