@@ -4,6 +4,7 @@
 //! path after its checksum was verified, so a file swapped during the load
 //! cannot slip in.
 
+use crate::digest::Digest;
 use crate::exit::ExitPolicy;
 use crate::manifest::{check_file_name, limits, sha256_hex, write_bundle_with, BundleError, Manifest, MANIFEST};
 use crate::parallel::in_parallel;
@@ -20,6 +21,8 @@ pub struct BundleFiles {
     /// Where the bundle came from, for error messages.
     pub origin: PathBuf,
     files: BTreeMap<String, Vec<u8>>,
+    /// sha256 of the manifest's own bytes, for the bundle's digest.
+    manifest_sha256: String,
 }
 
 impl BundleFiles {
@@ -33,7 +36,7 @@ impl BundleFiles {
         for name in manifest.sha256.keys() {
             files.insert(name.clone(), read_inside(&root, dir, name, limits::FILE_BYTES)?);
         }
-        Self::verified(manifest, files, dir)
+        Self::verified(manifest, &manifest_bytes, files, dir)
     }
 
     /// A bundle given as bytes (a download held in memory, a fuzzer's
@@ -56,10 +59,10 @@ impl BundleFiles {
                 Some(_) => {}
             }
         }
-        Self::verified(manifest, files, origin)
+        Self::verified(manifest, manifest_json, files, origin)
     }
 
-    fn verified(manifest: Manifest, files: BTreeMap<String, Vec<u8>>, origin: &Path) -> Result<Self, BundleError> {
+    fn verified(manifest: Manifest, manifest_bytes: &[u8], files: BTreeMap<String, Vec<u8>>, origin: &Path) -> Result<Self, BundleError> {
         // Hashing is most of reading a large bundle on a board without SHA
         // instructions (a Pi 4's Cortex-A72 has none): one file per core at a time.
         let contents: Vec<&[u8]> = manifest.sha256.keys().map(|name| files[name].as_slice()).collect();
@@ -69,7 +72,7 @@ impl BundleFiles {
                 return Err(BundleError::Checksum { path: origin.join(name), expected: expected.clone(), found });
             }
         }
-        Ok(Self { manifest, origin: origin.to_path_buf(), files })
+        Ok(Self { manifest, origin: origin.to_path_buf(), files, manifest_sha256: sha256_hex(manifest_bytes) })
     }
 
     /// The verified bytes of `name`, one of the files the manifest checksums.
@@ -89,22 +92,58 @@ impl BundleFiles {
     /// and swapped in whole, so a kill at any point leaves the old bundle or
     /// the new one at the path.
     pub fn rewrite(&self, dir: &Path, reports: &[(&str, Vec<u8>)], edit: impl FnOnce(&mut Manifest)) -> Result<Manifest, BundleError> {
+        let reports: Vec<(String, Vec<u8>)> = reports.iter().map(|(n, b)| (n.to_string(), b.clone())).collect();
+        Ok(self.rewrite_reporting(dir, edit, |_| reports)?.0)
+    }
+
+    /// [`BundleFiles::rewrite`], with the reports made from the new bundle's
+    /// digest (so a report can record which bundle it describes); returns the
+    /// new manifest and digest.
+    pub fn rewrite_reporting(
+        &self,
+        dir: &Path,
+        edit: impl FnOnce(&mut Manifest),
+        reports: impl FnOnce(&Digest) -> Vec<(String, Vec<u8>)>,
+    ) -> Result<(Manifest, Digest), BundleError> {
         let mut manifest = self.manifest.clone();
         edit(&mut manifest);
-        for (name, _) in reports {
-            check_file_name(name)
-                .map_err(|what| BundleError::Unsafe { path: dir.to_path_buf(), what: format!("report {what}") })?;
-        }
-        let carried = unlisted_regular_files(dir, &manifest, reports)?;
+        let carried = unlisted_regular_files(dir, &manifest)?;
         let listed: Vec<(&str, &[u8])> = self.files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-        write_bundle_with(dir, manifest, &listed, |tmp| -> Result<(), BundleError> {
-            let reports = reports.iter().map(|(n, b)| (*n, b.as_slice()));
-            for (name, bytes) in reports.chain(carried.iter().map(|(n, b)| (n.as_str(), b.as_slice()))) {
+        let mut digest = None;
+        let manifest = write_bundle_with(dir, manifest, &listed, |tmp| -> Result<(), BundleError> {
+            let new = BundleFiles::read(tmp)?.digest();
+            let reports = reports(&new);
+            for (name, _) in &reports {
+                check_file_name(name).map_err(|what| BundleError::Unsafe { path: dir.to_path_buf(), what: format!("report {what}") })?;
+            }
+            // A report replaces an earlier file of its name.
+            let carried = carried.iter().filter(|(n, _)| !reports.iter().any(|(r, _)| r == n));
+            for (name, bytes) in reports.iter().chain(carried) {
                 let path = tmp.join(name);
                 fs::write(&path, bytes).map_err(|error| BundleError::Io { path, error })?;
             }
+            digest = Some(new);
             Ok(())
-        })
+        })?;
+        Ok((manifest, digest.expect("the bundle was written")))
+    }
+}
+
+impl BundleFiles {
+    /// The bundle's digest: one sha256 over the manifest and every file it
+    /// names (see [`crate::digest`]). The files' hashes are the manifest's,
+    /// which every file was verified against.
+    pub fn digest(&self) -> Digest {
+        Digest::of_listing(&self.manifest_sha256, &self.manifest.sha256)
+    }
+
+    /// Refuses the bundle unless its digest is `expected`, naming both.
+    pub fn check_digest(&self, expected: &Digest) -> Result<(), BundleError> {
+        let found = self.digest();
+        if &found != expected {
+            return Err(BundleError::Digest { path: self.origin.clone(), expected: expected.to_string(), found: found.to_string() });
+        }
+        Ok(())
     }
 }
 
@@ -118,26 +157,36 @@ impl Manifest {
 }
 
 /// Replaces the bundle's default exit policy (what `classify` uses without a
-/// policy flag), recording why in the provenance, and adds `reports` (name,
-/// bytes) beside it; the bundle is rewritten whole (see [`BundleFiles::rewrite`]).
+/// policy flag), recording why in the provenance, and adds the reports made
+/// from the new bundle's digest beside it; the bundle is rewritten whole (see
+/// [`BundleFiles::rewrite_reporting`]). Returns the new manifest and digest.
 /// A policy the bundle's exits cannot run is refused by the manifest's checks.
-pub fn set_default_policy(dir: &Path, policy: ExitPolicy, why: &str, reports: &[(&str, Vec<u8>)]) -> Result<Manifest, BundleError> {
+pub fn set_default_policy(
+    dir: &Path,
+    policy: ExitPolicy,
+    why: &str,
+    reports: impl FnOnce(&Digest) -> Vec<(String, Vec<u8>)>,
+) -> Result<(Manifest, Digest), BundleError> {
     let bundle = BundleFiles::read(dir)?;
-    bundle.rewrite(dir, reports, |m| {
+    let edit = |m: &mut Manifest| {
         m.default_policy = policy;
         m.provenance.insert("default_policy".into(), why.to_string());
-    })
+    };
+    bundle.rewrite_reporting(dir, edit, reports)
 }
 
-/// Regular files of `dir` that neither the manifest nor `reports` name
-/// (small reports written by earlier stages), with their bytes.
-fn unlisted_regular_files(dir: &Path, m: &Manifest, reports: &[(&str, Vec<u8>)]) -> Result<Vec<(String, Vec<u8>)>, BundleError> {
+/// Regular files of `dir` that the manifest does not name (small reports
+/// written by earlier stages), with their bytes.
+fn unlisted_regular_files(dir: &Path, m: &Manifest) -> Result<Vec<(String, Vec<u8>)>, BundleError> {
+    if !dir.exists() {
+        return Ok(Vec::new()); // a new bundle: nothing to carry over
+    }
     let root = fs::canonicalize(dir).map_err(|error| BundleError::Io { path: dir.to_path_buf(), error })?;
     let entries = fs::read_dir(&root).map_err(|error| BundleError::Io { path: dir.to_path_buf(), error })?;
     let mut carried = Vec::new();
     for entry in entries.flatten() {
         let Ok(name) = entry.file_name().into_string() else { continue };
-        let listed = name == MANIFEST || m.sha256.contains_key(&name) || reports.iter().any(|(r, _)| *r == name);
+        let listed = name == MANIFEST || m.sha256.contains_key(&name);
         if listed || check_file_name(&name).is_err() || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }

@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod dataset;
+pub mod digest;
 pub mod exit;
 pub mod files;
 pub mod manifest;
@@ -14,6 +15,7 @@ pub mod parallel;
 pub mod stats;
 pub mod text;
 
+pub use digest::Digest;
 pub use exit::{ExitDecider, ExitPolicy};
 pub use files::BundleFiles;
 pub use manifest::{GraphFormat, Manifest, Precision, FORMAT_VERSION};

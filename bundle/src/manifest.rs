@@ -77,6 +77,8 @@ pub enum BundleError {
     Inconsistent { path: PathBuf, what: String },
     #[error("{path}: refused: {what}")]
     Unsafe { path: PathBuf, what: String },
+    #[error("{path}: not the expected bundle: its digest is {found}, expected {expected}")]
+    Digest { path: PathBuf, expected: String, found: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {

@@ -241,12 +241,12 @@ fn set_default_policy_rewrites_the_bundle_whole_with_its_report() {
     let b = bundle(tmp.path());
     std::fs::write(b.join("quantize-report.json"), "{}").unwrap();
     let policy = ExitPolicy::Entropy { speed: 0.3 };
-    let m = bundle::files::set_default_policy(&b, policy, "test", &[("calibration-report.json", b"{\"n\": 1}".to_vec())]).unwrap();
+    let m = bundle::files::set_default_policy(&b, policy, "test", |_| vec![("calibration-report.json".into(), b"{\"n\": 1}".to_vec())]).unwrap().0;
     assert_eq!(m.default_policy, policy);
     assert_eq!(BundleFiles::read(&b).unwrap().manifest.default_policy, policy);
     assert_eq!(std::fs::read_to_string(b.join("calibration-report.json")).unwrap(), "{\"n\": 1}");
     assert_eq!(std::fs::read_to_string(b.join("quantize-report.json")).unwrap(), "{}", "earlier reports are kept");
-    let bad = bundle::files::set_default_policy(&b, ExitPolicy::Patience { n: 5 }, "test", &[]).unwrap_err();
+    let bad = bundle::files::set_default_policy(&b, ExitPolicy::Patience { n: 5 }, "test", |_| Vec::new()).unwrap_err();
     assert!(bad.to_string().contains("patience 5 is outside"), "{bad}");
     let mut left: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     left.sort();

@@ -9,6 +9,7 @@ use crate::runtime::EdgeClassifier;
 use bundle::dataset::{label_indices, read_dataset};
 use bundle::exit::{argmax, replay, softmax, ExitPolicy};
 use bundle::files::set_default_policy;
+use bundle::Digest;
 use serde::Serialize;
 use std::path::Path;
 
@@ -40,6 +41,10 @@ pub struct Calibration {
     pub full: Candidate,
     pub chosen: Candidate,
     pub candidates: Vec<Candidate>,
+    /// The digest of the bundle with this calibration's policy written into it
+    /// (set by [`calibrate_bundle`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// Texts per `all_exit_logits` call while collecting probabilities.
@@ -117,6 +122,7 @@ pub fn calibrate(model: &EdgeClassifier, data: &Path, target: Target, timing_tex
         full,
         chosen,
         candidates,
+        digest: None,
     })
 }
 
@@ -164,9 +170,15 @@ pub fn calibrate_bundle(model: &EdgeClassifier, bundle: &Path, data: &Path, targ
         c.chosen.mean_layers,
         c.chosen.est_latency_ms
     );
-    let mut report = serde_json::to_vec_pretty(&c)?;
-    report.push(b'\n');
-    set_default_policy(bundle, c.chosen.policy, &why, &[(REPORT, report)])?;
+    let (policy, mut c) = (c.chosen.policy, c);
+    let report = |digest: &Digest| {
+        c.digest = Some(digest.to_string());
+        let mut report = serde_json::to_vec_pretty(&c).expect("a calibration serializes");
+        report.push(b'\n');
+        vec![(REPORT.to_string(), report)]
+    };
+    let (_, digest) = set_default_policy(bundle, policy, &why, report)?;
+    c.digest = Some(digest.to_string());
     Ok(c)
 }
 

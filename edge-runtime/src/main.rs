@@ -77,6 +77,11 @@ struct Cli {
     /// the bundle's max_seq_len). 1 pads only to the longest text.
     #[arg(long, global = true, default_value_t = 1, value_parser = count(8192))]
     pad_to_multiple: usize,
+    /// Refuse the bundle unless its digest is HEX (as `inspect`, `export`,
+    /// `quantize`, `calibrate` and `to-nnef` print it), before reading any
+    /// text: pins the exact bundle a deployment was tested with.
+    #[arg(long, global = true, value_name = "HEX")]
+    expect_digest: Option<bundle::Digest>,
     /// Print the version (with --verbose: the CPU features and kernels tract uses here).
     #[arg(short = 'V', long)]
     version: bool,
@@ -149,6 +154,14 @@ enum Command {
         /// Measure full depth (and the bundle's default policy) only.
         #[arg(long)]
         full_only: bool,
+    },
+    /// What a bundle is, as one JSON line: its digest (what `--expect-digest`
+    /// pins), precision, layers, exits, labels, max_seq_len, default policy
+    /// and files. Reads and verifies the bundle's files; builds no graph.
+    Inspect {
+        /// Bundle directory.
+        #[arg(long)]
+        bundle: PathBuf,
     },
     /// Token ids of each text as the bundle's tokenizer gives them (JSON lines
     /// {"ids","truncated"}), for feeding the same inputs to other runtimes.
@@ -225,7 +238,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let defaults = LoadOptions::default();
     let load_threads = cli.load_threads.unwrap_or(defaults.load_threads);
-    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple, lazy_plans: cli.lazy_plans };
+    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple, lazy_plans: cli.lazy_plans, expect_digest: cli.expect_digest };
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
             let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
@@ -263,6 +276,31 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("report written to {}", out.display());
             Ok(())
         }
+        Command::Inspect { bundle } => {
+            let b = bundle::BundleFiles::read(&bundle)?;
+            if let Some(expected) = &cli.expect_digest {
+                b.check_digest(expected)?;
+            }
+            let m = &b.manifest;
+            let files: serde_json::Map<String, serde_json::Value> =
+                m.sha256.keys().map(|f| (f.clone(), b.bytes(f).map_or(0, <[u8]>::len).into())).collect();
+            let summary = serde_json::json!({
+                "bundle": bundle.display().to_string(),
+                "digest": b.digest().to_string(),
+                "format_version": m.format_version,
+                "precision": m.precision,
+                "num_layers": m.num_layers,
+                "exit_layers": m.exits.iter().enumerate().filter(|(_, e)| e.is_some()).map(|(i, _)| i + 1).collect::<Vec<_>>(),
+                "labels": m.labels,
+                "hidden_size": m.hidden_size,
+                "max_seq_len": m.max_seq_len,
+                "default_policy": m.default_policy.to_string(),
+                "file_bytes": files,
+                "provenance": m.provenance,
+            });
+            writeln!(std::io::stdout().lock(), "{summary}")?;
+            Ok(())
+        }
         Command::Tokenize { bundle, data } => {
             let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
             let texts = read_texts(&data)?;
@@ -296,10 +334,11 @@ fn run(cli: Cli) -> Result<()> {
             let onnx = bundle::BundleFiles::read(&bundle)?;
             let manifest = edge_runtime::nnef::convert_bundle(&onnx, &out, &load_options)?;
             // The variant is loaded as a board would before it is reported.
-            EdgeClassifier::load_with_options(&out, load_options)?;
+            EdgeClassifier::load_with_options(&out, LoadOptions { expect_digest: None, ..load_options })?;
+            let digest = bundle::BundleFiles::read(&out)?.digest();
             let bytes = |dir: &std::path::Path, m: &bundle::Manifest| -> u64 { m.graphs().iter().filter_map(|g| std::fs::metadata(dir.join(g)).ok()).map(|f| f.len()).sum() };
             eprintln!(
-                "{}: {} NNEF graphs, {} bytes (the ONNX graphs: {} bytes)",
+                "{}: {} NNEF graphs, {} bytes (the ONNX graphs: {} bytes); digest {digest}",
                 out.display(),
                 manifest.graphs().len(),
                 bytes(&out, &manifest),
@@ -317,10 +356,10 @@ fn run(cli: Cli) -> Result<()> {
             let c = calibrate_bundle(&model, &bundle, &data, target)?;
             let summary = serde_json::json!({
                 "chosen": c.chosen, "full": c.full, "target": c.target, "data": c.data, "n": c.n,
-                "segment_ms": c.segment_ms, "candidates": c.candidates.len(),
+                "segment_ms": c.segment_ms, "candidates": c.candidates.len(), "digest": c.digest,
             });
             writeln!(std::io::stdout().lock(), "{summary}")?;
-            eprintln!("default policy of {} is now {}", bundle.display(), c.chosen.name);
+            eprintln!("default policy of {} is now {}; its digest is now {}", bundle.display(), c.chosen.name, c.digest.as_deref().unwrap_or("?"));
             Ok(())
         }
     }

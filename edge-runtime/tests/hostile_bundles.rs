@@ -131,7 +131,7 @@ fn a_graph_swapped_during_the_load_is_never_used() {
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let tmp = dir.join(format!("swap{i}"));
-                std::fs::write(&tmp, if i % 2 == 0 { &bad } else { &good }).unwrap();
+                std::fs::write(&tmp, if i.is_multiple_of(2) { &bad } else { &good }).unwrap();
                 std::fs::rename(&tmp, dir.join("exit_02.onnx")).unwrap();
                 i += 1;
             }

@@ -69,6 +69,10 @@ pub struct Report {
     /// on an aarch64 CPU with f16 arithmetic (emulated, hence slow, elsewhere).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comparison_f16_compute: Option<Comparison>,
+    /// The digest of the input bundle and of the bundle written (what
+    /// `edge-runtime --expect-digest` pins).
+    pub input_digest: String,
+    pub digest: String,
 }
 
 /// The report quantize leaves in the output bundle.
@@ -81,6 +85,11 @@ pub const REPORT: &str = "quantize-report.json";
 pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     let source = BundleFiles::read(input)?;
     let manifest = source.manifest.clone();
+    // Loaded as the runtime loads it, with every check (graphs against the
+    // manifest and each other, tokenizer against the embedding table, a text
+    // of max_seq_len through every segment), before a weight is read: a
+    // bundle that cannot run must not come out looking like one that can.
+    let original = EdgeClassifier::from_bundle(&source, Compute::F32)?;
     if manifest.precision != Precision::F32 {
         anyhow::bail!("{}: already {:?}; quantize an f32 bundle", input.display(), manifest.precision);
     }
@@ -96,7 +105,7 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
     let mut before = std::fs::metadata(input.join(MANIFEST)).with_context(|| input.join(MANIFEST).display().to_string())?.len();
     for file in manifest.sha256.keys() {
         let path = input.join(file);
-        let bytes = source.bytes(file).expect("a verified bundle holds every checksummed file").to_vec();
+        let bytes = source.bytes(file).with_context(|| format!("{}: not among the bundle's verified files", path.display()))?.to_vec();
         before += bytes.len() as u64;
         if !graphs.contains(&file.as_str()) {
             files.push((file.clone(), bytes));
@@ -141,16 +150,19 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
         tensors,
         comparison: None,
         comparison_f16_compute: None,
+        input_digest: source.digest().to_string(),
+        digest: String::new(),
     };
     write_bundle_with(output, new_manifest, &files, |tmp| -> Result<()> {
         let mut after = std::fs::metadata(tmp.join(MANIFEST))?.len();
         after += files.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
         report.bundle_bytes_after = after;
         report.size_ratio = after as f64 / before as f64;
+        report.digest = BundleFiles::read(tmp)?.digest().to_string();
         // f16 bundles are compared twice: widened to f32 at load, and computing in f16.
         let computes: &[Compute] = if opts.target == Target::F16 { &[Compute::F32, Compute::F16] } else { &[Compute::F32] };
         if let Some(data) = &opts.calibration {
-            let mut comparisons = compare(&source, tmp, data, computes)?.into_iter();
+            let mut comparisons = compare(&original, tmp, data, computes)?.into_iter();
             (report.comparison, report.comparison_f16_compute) = (comparisons.next(), comparisons.next());
         }
         // The report sits beside the graphs; the runtime reads only what the manifest lists.
@@ -161,18 +173,17 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
 
 /// Runs both bundles on labelled texts at every exit, the quantized one once
 /// per entry of `computes` (the f32 reference runs once).
-/// The f32 side is the bundle already read and verified, not read again.
-pub fn compare(f32_bundle: &BundleFiles, quantized: &Path, data: &Path, computes: &[Compute]) -> Result<Vec<Comparison>> {
-    let a = EdgeClassifier::from_bundle(f32_bundle, Compute::F32)?;
+/// The f32 side is the model already loaded and checked, not read again.
+pub fn compare(a: &EdgeClassifier, quantized: &Path, data: &Path, computes: &[Compute]) -> Result<Vec<Comparison>> {
     let examples = read_dataset(data)?;
     let gold = label_indices(&examples, &a.manifest.labels, data)?;
     let ids: Vec<Vec<u32>> = a.tokenize_lines(data, examples.iter().map(|e| (e.line, e.text.as_str())))?.into_iter().map(|t| t.0).collect();
-    let la = exit_logits(&a, &ids)?;
+    let la = exit_logits(a, &ids)?;
     computes
         .iter()
         .map(|&compute| {
             let lb = exit_logits(&EdgeClassifier::load_with(quantized, compute)?, &ids)?;
-            Ok(compare_logits(&la, &lb, &gold, data))
+            compare_logits(&la, &lb, &gold, data)
         })
         .collect()
 }
@@ -188,7 +199,7 @@ fn exit_logits(model: &EdgeClassifier, ids: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f
     Ok(out)
 }
 
-fn compare_logits(la: &[Vec<Vec<f32>>], lb: &[Vec<Vec<f32>>], gold: &[usize], data: &Path) -> Comparison {
+fn compare_logits(la: &[Vec<Vec<f32>>], lb: &[Vec<Vec<f32>>], gold: &[usize], data: &Path) -> Result<Comparison> {
     let (n_layers, n) = (la.len(), gold.len());
     let mut exits = Vec::new();
     for k in 0..n_layers {
@@ -196,7 +207,7 @@ fn compare_logits(la: &[Vec<Vec<f32>>], lb: &[Vec<Vec<f32>>], gold: &[usize], da
             continue;
         }
         let (fa, fb): (Vec<f32>, Vec<f32>) = (la[k].concat(), lb[k].concat());
-        let e = crate::numeric::error_stats(&fa, &fb);
+        let e = crate::numeric::error_stats(&fa, &fb).with_context(|| format!("exit {}: the two bundles' logits", k + 1))?;
         let agree = la[k].iter().zip(&lb[k]).filter(|(x, y)| argmax(x) == argmax(y)).count();
         exits.push(ExitComparison {
             exit_layer: k + 1,
@@ -217,12 +228,12 @@ fn compare_logits(la: &[Vec<Vec<f32>>], lb: &[Vec<Vec<f32>>], gold: &[usize], da
             exit_layer_changed.push((policy.to_string(), changed as f64 / n as f64));
         }
     }
-    Comparison {
+    Ok(Comparison {
         data: data.display().to_string(),
         n,
         accuracy_before: acc(&la[last]),
         accuracy_after: acc(&lb[last]),
         exits,
         exit_layer_changed,
-    }
+    })
 }

@@ -64,7 +64,7 @@ pub fn float_values(t: &TensorProto) -> Option<Vec<f32>> {
         return None;
     }
     if !t.raw_data.is_empty() {
-        if t.raw_data.len() % 4 != 0 {
+        if !t.raw_data.len().is_multiple_of(4) {
             return None;
         }
         return Some(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
@@ -122,14 +122,14 @@ fn attr_int(name: &str, i: i64) -> AttributeProto {
 
 /// Per-channel quantization of a (in, out) MatMul weight along its columns:
 /// the int8 values back in (in, out) order, one scale per output column.
-fn quantize_columns(w: &[f32], rows: usize, cols: usize) -> (QuantizedMatrix, Vec<i8>, Vec<f32>) {
+fn quantize_columns(w: &[f32], rows: usize, cols: usize) -> Result<(QuantizedMatrix, Vec<i8>, Vec<f32>), crate::numeric::LengthMismatch> {
     let mut t = vec![0f32; w.len()];
     for i in 0..rows {
         for j in 0..cols {
             t[j * rows + i] = w[i * cols + j];
         }
     }
-    let q = quantize_per_channel(&t, cols, rows);
+    let q = quantize_per_channel(&t, cols, rows)?;
     let mut back = vec![0i8; w.len()];
     for j in 0..cols {
         for i in 0..rows {
@@ -143,7 +143,7 @@ fn quantize_columns(w: &[f32], rows: usize, cols: usize) -> (QuantizedMatrix, Ve
             deq[i * cols + j] = deq_t[j * rows + i];
         }
     }
-    (q, back, deq)
+    Ok((q, back, deq))
 }
 
 /// Rewrites `model` (graph file `graph`) in place; `keep(tensor)` says which
@@ -165,8 +165,8 @@ pub fn quantize_model(
     let mut new_inits = Vec::new();
     let mut nodes = Vec::with_capacity(g.node.len());
     let report = |tensor: &str, shape: &[usize], stored: &str, before: usize, after: usize, reference: &[f32], approx: &[f32]| {
-        let e = error_stats(reference, approx);
-        TensorReport {
+        let e = error_stats(reference, approx).map_err(|e| GraphError::Initializer { graph: graph.into(), tensor: tensor.into(), what: e.to_string() })?;
+        Ok::<_, GraphError>(TensorReport {
             graph: graph.into(),
             tensor: tensor.into(),
             shape: shape.to_vec(),
@@ -175,8 +175,9 @@ pub fn quantize_model(
             bytes_after: after,
             max_abs_error: e.max_abs,
             sqnr_db: e.sqnr_db,
-        }
+        })
     };
+    let shape_error = |tensor: &str, e: crate::numeric::LengthMismatch| GraphError::Initializer { graph: graph.into(), tensor: tensor.into(), what: e.to_string() };
 
     if target == Target::F16 {
         for t in g.initializer.iter_mut() {
@@ -186,12 +187,12 @@ pub fn quantize_model(
             }
             let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
             if keep(&t.name) {
-                reports.push(report(&t.name, &shape, "f32", v.len() * 4, v.len() * 4, &v, &v));
+                reports.push(report(&t.name, &shape, "f32", v.len() * 4, v.len() * 4, &v, &v)?);
                 continue;
             }
             let h = to_f16(&v);
             let back = crate::numeric::from_f16(&h);
-            reports.push(report(&t.name, &shape, "f16", v.len() * 4, v.len() * 2, &v, &back));
+            reports.push(report(&t.name, &shape, "f16", v.len() * 4, v.len() * 2, &v, &back)?);
             let original = std::mem::take(&mut t.name);
             let stored = format!("{original}.f16");
             *t = tensor(&stored, &shape, DataType::Float16, h.iter().flat_map(|x| x.to_le_bytes()).collect());
@@ -225,7 +226,7 @@ pub fn quantize_model(
         let (rows, cols) = (init.dims[0] as usize, init.dims[1] as usize);
         let name = init.name.clone();
         if keep(&name) {
-            reports.push(report(&name, &[rows, cols], "f32", values.len() * 4, values.len() * 4, &values, &values));
+            reports.push(report(&name, &[rows, cols], "f32", values.len() * 4, values.len() * 4, &values, &values)?);
             nodes.push(n);
             continue;
         }
@@ -234,9 +235,9 @@ pub fn quantize_model(
         let out = n.output[0].clone();
         if n.op_type == "Gather" {
             // Embedding table: one scale per row, gathered with the rows.
-            let q = quantize_per_channel(&values, rows, cols);
+            let q = quantize_per_channel(&values, rows, cols).map_err(|e| shape_error(&name, e))?;
             let deq = dequantize(&q);
-            reports.push(report(&name, &[rows, cols], "int8", values.len() * 4, values.len() + rows * 4, &values, &deq));
+            reports.push(report(&name, &[rows, cols], "int8", values.len() * 4, values.len() + rows * 4, &values, &deq)?);
             let ids = n.input[1].clone();
             new_inits.push(i8_tensor(&q_name, &[rows, cols], &q.values));
             new_inits.push(f32_tensor(&s_name, &[rows, 1], &q.scales));
@@ -247,8 +248,8 @@ pub fn quantize_model(
             nodes.push(node("Mul", &format!("{}.dequantize", n.name), &[&gf, &gs], &[&out], vec![]));
             continue;
         }
-        let (q, q_vals, deq) = quantize_columns(&values, rows, cols);
-        reports.push(report(&name, &[rows, cols], "int8", values.len() * 4, values.len() + cols * 4, &values, &deq));
+        let (q, q_vals, deq) = quantize_columns(&values, rows, cols).map_err(|e| shape_error(&name, e))?;
+        reports.push(report(&name, &[rows, cols], "int8", values.len() * 4, values.len() + cols * 4, &values, &deq)?);
         new_inits.push(i8_tensor(&q_name, &[rows, cols], &q_vals));
         if form != Int8Form::DynamicI8 {
             // i8 × i8 MatMulInteger takes no zero points; the other forms name one.
@@ -304,14 +305,15 @@ pub fn quantize_model(
     let mut prologue = Vec::new();
     let handled = remove.clone();
     for t in g.initializer.iter().filter(|t| t.dims.len() == 2 && !handled.contains(&t.name)) {
-        let Some(values) = float_values(t).filter(|v| v.len() >= 1024) else { continue };
+        // Its dims checked against its data first: a damaged graph can claim any shape.
+        let Some(values) = shaped_float_values(t, graph)?.filter(|v| v.len() >= 1024) else { continue };
         let (rows, cols) = (t.dims[0] as usize, t.dims[1] as usize);
         if keep(&t.name) {
-            reports.push(report(&t.name, &[rows, cols], "f32", values.len() * 4, values.len() * 4, &values, &values));
+            reports.push(report(&t.name, &[rows, cols], "f32", values.len() * 4, values.len() * 4, &values, &values)?);
             continue;
         }
-        let q = quantize_per_channel(&values, rows, cols);
-        reports.push(report(&t.name, &[rows, cols], "int8", values.len() * 4, values.len() + rows * 4, &values, &dequantize(&q)));
+        let q = quantize_per_channel(&values, rows, cols).map_err(|e| shape_error(&t.name, e))?;
+        reports.push(report(&t.name, &[rows, cols], "int8", values.len() * 4, values.len() + rows * 4, &values, &dequantize(&q))?);
         let (q_name, s_name, z_name) = (format!("{}.int8", t.name), format!("{}.scale", t.name), format!("{}.zero_point", t.name));
         new_inits.push(i8_tensor(&q_name, &[rows, cols], &q.values));
         new_inits.push(f32_tensor(&s_name, &[rows], &q.scales));

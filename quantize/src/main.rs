@@ -88,5 +88,6 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     writeln!(out, "report: {}/quantize-report.json", r.output)?;
+    writeln!(out, "digest {}", r.digest)?;
     Ok(())
 }

@@ -4,6 +4,16 @@
 
 use half::f16;
 
+/// Two lengths that had to agree and did not (a damaged graph's dims, or two
+/// outputs compared element by element).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{what}: {found} values where {expected} were expected")]
+pub struct LengthMismatch {
+    pub what: &'static str,
+    pub expected: usize,
+    pub found: usize,
+}
+
 /// Int8 weights of a (rows = output channels, cols) matrix with one scale per row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantizedMatrix {
@@ -15,8 +25,11 @@ pub struct QuantizedMatrix {
 
 /// Symmetric per-row quantisation: scale = max|w| / 127, q = round(w / scale).
 /// An all-zero row gets scale 1 so dequantisation stays exact.
-pub fn quantize_per_channel(weights: &[f32], rows: usize, cols: usize) -> QuantizedMatrix {
-    assert_eq!(weights.len(), rows * cols, "weights must be rows × cols");
+pub fn quantize_per_channel(weights: &[f32], rows: usize, cols: usize) -> Result<QuantizedMatrix, LengthMismatch> {
+    let expected = rows.saturating_mul(cols);
+    if weights.len() != expected {
+        return Err(LengthMismatch { what: "a rows × cols weight matrix", expected, found: weights.len() });
+    }
     let mut values = Vec::with_capacity(weights.len());
     let mut scales = Vec::with_capacity(rows);
     for row in weights.chunks(cols.max(1)).take(rows) {
@@ -25,7 +38,7 @@ pub fn quantize_per_channel(weights: &[f32], rows: usize, cols: usize) -> Quanti
         values.extend(row.iter().map(|&w| (w / scale).round().clamp(-127.0, 127.0) as i8));
         scales.push(scale);
     }
-    QuantizedMatrix { rows, cols, values, scales }
+    Ok(QuantizedMatrix { rows, cols, values, scales })
 }
 
 pub fn dequantize(q: &QuantizedMatrix) -> Vec<f32> {
@@ -51,8 +64,10 @@ pub struct ErrorStats {
     pub sqnr_db: f64,
 }
 
-pub fn error_stats(reference: &[f32], approx: &[f32]) -> ErrorStats {
-    assert_eq!(reference.len(), approx.len());
+pub fn error_stats(reference: &[f32], approx: &[f32]) -> Result<ErrorStats, LengthMismatch> {
+    if reference.len() != approx.len() {
+        return Err(LengthMismatch { what: "an approximation of a reference", expected: reference.len(), found: approx.len() });
+    }
     let (mut signal, mut noise, mut max_abs) = (0f64, 0f64, 0f32);
     for (&r, &a) in reference.iter().zip(approx) {
         signal += (r as f64).powi(2);
@@ -60,7 +75,7 @@ pub fn error_stats(reference: &[f32], approx: &[f32]) -> ErrorStats {
         max_abs = max_abs.max((r - a).abs());
     }
     let sqnr_db = if noise == 0.0 { f64::INFINITY } else { 10.0 * (signal / noise).log10() };
-    ErrorStats { max_abs, sqnr_db }
+    Ok(ErrorStats { max_abs, sqnr_db })
 }
 
 #[cfg(test)]
@@ -78,7 +93,7 @@ mod tests {
     fn int8_round_trip_error_is_within_half_a_step_per_channel() {
         let (rows, cols) = (16, 64);
         let w = random_matrix(rows, cols, 1);
-        let q = quantize_per_channel(&w, rows, cols);
+        let q = quantize_per_channel(&w, rows, cols).unwrap();
         let back = dequantize(&q);
         for r in 0..rows {
             for c in 0..cols {
@@ -87,14 +102,14 @@ mod tests {
             }
         }
         // Uniform weights: SQNR of an 8-bit quantiser is ~ 6.02·8 − 4.77 ≈ 43 dB.
-        let stats = error_stats(&w, &back);
+        let stats = error_stats(&w, &back).unwrap();
         assert!(stats.sqnr_db > 38.0, "{stats:?}");
     }
 
     #[test]
     fn zero_rows_and_extremes_quantise_exactly() {
         let w = [0.0, 0.0, -2.0, 2.0];
-        let q = quantize_per_channel(&w, 2, 2);
+        let q = quantize_per_channel(&w, 2, 2).unwrap();
         assert_eq!(q.values, vec![0, 0, -127, 127]);
         assert_eq!(dequantize(&q), w.to_vec());
     }
@@ -106,6 +121,14 @@ mod tests {
         for (a, b) in w.iter().zip(&back) {
             assert!((a - b).abs() <= a.abs() * 1e-3 + 1e-7, "{a} vs {b}");
         }
-        assert!(error_stats(&w, &back).sqnr_db > 60.0);
+        assert!(error_stats(&w, &back).unwrap().sqnr_db > 60.0);
+    }
+
+    #[test]
+    fn a_matrix_whose_dims_disagree_with_its_values_is_an_error_not_a_panic() {
+        let e = quantize_per_channel(&[0.5; 12], 4, 32).unwrap_err();
+        assert_eq!((e.expected, e.found), (128, 12));
+        assert!(quantize_per_channel(&[0.5; 12], usize::MAX, 2).is_err());
+        assert!(error_stats(&[1.0, 2.0], &[1.0]).is_err());
     }
 }

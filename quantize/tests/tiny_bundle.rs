@@ -54,6 +54,9 @@ fn int8_and_f16_bundles_run_in_the_runtime_and_agree_with_f32() {
         assert!(agree >= min_agreement, "{name}: only {agree} of labels agree with f32");
         assert!(diff <= max_prob_diff, "{name}: probabilities differ by {diff}");
         assert!(report.bundle_bytes_after < report.bundle_bytes_before, "{name}: {report:?}");
+        // The report pins both bundles: the one read and the one written.
+        assert_eq!(report.input_digest, bundle::BundleFiles::read(&fixture("tiny-bundle")).unwrap().digest().to_string());
+        assert_eq!(report.digest, bundle::BundleFiles::read(&out).unwrap().digest().to_string(), "{name}");
         let c = report.comparison.as_ref().unwrap();
         assert_eq!(c.exits.len(), 2, "one comparison per exit");
         // Relative error is what matters, except for tensors of ~1e-7 values (attention

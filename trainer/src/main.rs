@@ -526,6 +526,8 @@ fn run(cli: Cli) -> Result<()> {
             let m = trainer::export::export(&model, &out, max_len)?;
             let exits = m.exits.iter().filter(|e| e.is_some()).count();
             eprintln!("bundle with {} layers and {exits} exits written to {}", m.num_layers, out.display());
+            // What `edge-runtime --expect-digest` pins on a board.
+            println!("digest {}", bundle::BundleFiles::read(&out)?.digest());
         }
         Command::Table { runs, teacher, teacher_name, scratch_teacher, baseline, plot, json } => {
             use trainer::report;
