@@ -220,3 +220,48 @@ fn a_run_that_predicts_one_class_is_flagged_not_averaged_in_silently() {
     assert_eq!(row("plain3")["seeds_at_chance"], serde_json::json!([]), "reports without per-label F1 are not judged");
     assert!(row("plain3")["accuracy_mean_without_chance"].is_null());
 }
+
+/// Gzips every `*.predictions.jsonl` under `dir` in place, as the logs kept in the repository are.
+fn gzip_predictions(dir: &Path) {
+    use std::io::Write;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            gzip_predictions(&path);
+        } else if path.to_string_lossy().ends_with(".predictions.jsonl") {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&std::fs::read(&path).unwrap()).unwrap();
+            std::fs::write(path.with_extension("jsonl.gz"), gz.finish().unwrap()).unwrap();
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}
+
+#[test]
+fn gzipped_predictions_as_kept_in_the_repository_give_the_same_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    run(&tmp.path().join("teacher"), 12, |_| false);
+    for (k, seed) in ["42", "43"].iter().enumerate() {
+        let s = runs.join(format!("seed-{seed}"));
+        run(&s.join("plain3"), 3, |i| (i + k) % 5 == 0);
+        run(&s.join("kd3"), 3, |i| (i + k) % 5 == 0 && i % 4 != 0);
+    }
+    let table = |json: &str| {
+        let json = tmp.path().join(json);
+        let o = common::trainer(&["table", "--runs", runs.to_str().unwrap(), "--teacher", tmp.path().join("teacher").to_str().unwrap(), "--json", json.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        v["rows"].clone()
+    };
+    let plain = table("plain.json");
+    gzip_predictions(&runs);
+    let gzipped = table("gzipped.json");
+    assert_eq!(plain, gzipped);
+    let kd = plain.as_array().unwrap().iter().find(|r| r["name"] == "kd3").unwrap();
+    assert!(kd["p_vs_plain3"].as_f64().is_some(), "the predictions were read: {kd}");
+    // A damaged archive is named.
+    std::fs::write(runs.join("seed-42/kd3/test-report.predictions.jsonl.gz"), b"not gzip").unwrap();
+    let o = common::trainer(&["table", "--runs", runs.to_str().unwrap(), "--teacher", tmp.path().join("teacher").to_str().unwrap()]);
+    assert!(!o.status.success() && common::stderr(&o).contains("test-report.predictions.jsonl.gz"), "{}", common::stderr(&o));
+}

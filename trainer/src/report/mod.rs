@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 pub mod significance;
@@ -46,9 +47,17 @@ fn field(v: &Value, key: &str, path: &Path) -> Result<f64> {
     v[key].as_f64().with_context(|| format!("{}: missing number `{key}`", path.display()))
 }
 
-/// Per-text correctness from `trainer eval --predictions` output.
+/// Per-text correctness from `trainer eval --predictions` output (gzipped
+/// when the name ends in `.gz`, as the logs kept in the repository are).
 pub fn read_correctness(path: &Path) -> Result<Vec<bool>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = if path.extension().is_some_and(|e| e == "gz") {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(bytes.as_slice()).read_to_string(&mut text).with_context(|| format!("{}: not gzipped UTF-8 text", path.display()))?;
+        text
+    } else {
+        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?
+    };
     text.lines()
         .enumerate()
         .map(|(i, line)| {
@@ -67,10 +76,14 @@ pub fn predicts_one_class(report: &Value) -> bool {
     report["per_label_f1"].as_array().is_some_and(|f1| f1.iter().any(|f| f.as_f64() == Some(0.0)))
 }
 
-/// The predictions file written next to a test report (`X.json` → `X.predictions.jsonl`).
-fn predictions_of(report: &Path) -> PathBuf {
+/// The predictions file written next to a test report (`X.json` →
+/// `X.predictions.jsonl`, or `X.predictions.jsonl.gz` as kept in the
+/// repository), if there is one.
+fn predictions_of(report: &Path) -> Option<PathBuf> {
     let stem = report.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    report.with_file_name(format!("{stem}.predictions.jsonl"))
+    let plain = report.with_file_name(format!("{stem}.predictions.jsonl"));
+    let gz = report.with_file_name(format!("{stem}.predictions.jsonl.gz"));
+    [plain, gz].into_iter().find(|p| p.exists())
 }
 
 /// FastBERT policy reports in a run directory: (row name, sort key, path).
@@ -113,8 +126,7 @@ pub fn collect(runs: &Path, teacher_layers: usize) -> Result<BTreeMap<String, Ro
                     return Ok(());
                 }
                 let v = read_json(&path)?;
-                let predictions = predictions_of(&path);
-                let correct = if predictions.exists() { Some(read_correctness(&predictions)?) } else { None };
+                let correct = predictions_of(&path).map(|p| read_correctness(&p)).transpose()?;
                 let r = rows.entry(row.clone()).or_insert_with(|| Row { name: row, ..Default::default() });
                 r.seeds.push(seed.clone());
                 r.accuracy.push(field(&v, "accuracy", &path)?);
@@ -184,10 +196,9 @@ pub fn baseline_rows(dir: &Path) -> Result<Vec<Row>> {
         .map(|name| {
             let report = dir.join(name).join("test-report.json");
             let v = read_json(&report)?;
-            let predictions = predictions_of(&report);
-            if !predictions.exists() {
-                bail!("{}: missing (bench/compression-table/baseline_ngram.py writes it next to the report)", predictions.display());
-            }
+            let Some(predictions) = predictions_of(&report) else {
+                bail!("{}: no predictions next to it (bench/compression-table/baseline_ngram.py writes test-report.predictions.jsonl)", report.display());
+            };
             let seen = match v["max_chars"].as_u64() {
                 Some(n) => format!("first {n} characters"),
                 None => "whole texts".into(),
