@@ -6,64 +6,54 @@ instruction count of the emulated program does not depend on the host.
 
   targets/count_instructions.py BIN BUNDLE TEXTS.txt [--qemu-cpu cortex-a72] [--compute f16] [--full-only]
 
-qemu-user shows the host's /proc/cpuinfo, where tract looks for `asimdhp`: to
-let it use the f16 kernels of an emulated cortex-a76, run with TRACT_CPU_ISA=+fp16.
+The program runs through targets/aarch64-run.sh, so it sees the emulated
+core's /proc/cpuinfo (its CPU part and features, `asimdhp` for a cortex-a76's
+f16 kernels among them) as it would on the board.
 
-Method: qemu's `-d in_asm,exec,nochain` log gives each translated block's
-instruction count and every block execution; streamed through a FIFO and
-summed. One run loads the bundle and classifies no text; one per exit layer k
-loads it and classifies N texts with `--exit-layer k` (`--full` for the last);
-(run_k - run_0) / N is the count per text.
+Method: a TCG plugin (targets/insn-count/insn_count.c, built with Debian's
+dynamic qemu-user by targets/insn-count/setup.sh) adds each translated block's
+instruction count every time the block executes. One run loads the bundle and
+classifies no text; one per exit layer k loads it and classifies N texts with
+`--exit-layer k` (`--full` for the last); (run_k - run_0) / N is the count per
+text. (The plugin agrees with the older method, qemu's `-d in_asm,exec,nochain`
+log summed block by block, to 12 instructions in 6 million, and is ten
+times faster: docs/logs/targets/insn-count-agreement.txt.)
 """
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import threading
-from collections import Counter
 
-TB_RE = re.compile(r"^0x([0-9a-f]+):")
-EXEC_RE = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def count(cmd, stdin_text, cpu):
+def counter():
+    """The qemu wrapper and the plugin, set up once (targets/insn-count/setup.sh)."""
+    out = subprocess.run([os.path.join(ROOT, "targets", "insn-count", "setup.sh")], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"targets/insn-count/setup.sh failed:\n{out.stderr}")
+    qemu, plugin = out.stdout.split()[-2:]
+    return qemu, plugin
+
+
+def count(cmd, stdin_text, cpu, prefix=None, env=None):
+    """Guest instructions `cmd` executes under qemu-aarch64 (as `cpu`), and its stdout.
+    `prefix`: what launches the program under qemu (default: the plugin-capable
+    qemu with the cross sysroot); the plugin and the core go in through qemu's
+    environment (QEMU_PLUGIN, QEMU_CPU), and QEMU_AARCH64 names that qemu for
+    wrappers such as targets/aarch64-run.sh."""
+    qemu, plugin = counter()
     with tempfile.TemporaryDirectory() as d:
-        fifo = os.path.join(d, "log")
-        os.mkfifo(fifo)
-        sizes, execs = {}, Counter()
-        result = {}
-
-        def reader():
-            cur, n = None, 0
-            with open(fifo, "r", errors="replace") as f:
-                for line in f:
-                    if line.startswith("Trace"):
-                        m = EXEC_RE.match(line)
-                        if m:
-                            execs[int(m.group(1), 16)] += 1
-                    elif line.startswith("IN:"):
-                        cur, n = None, 0
-                    elif line.startswith("0x"):
-                        m = TB_RE.match(line)
-                        if m:
-                            if cur is None:
-                                cur = int(m.group(1), 16)
-                            n += 1
-                            sizes[cur] = n
-            result["n"] = sum(sizes.get(pc, 0) * k for pc, k in execs.items())
-
-        t = threading.Thread(target=reader)
-        t.start()
-        env = dict(os.environ, QEMU_CPU=cpu)
-        out = subprocess.run(["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", "-d", "in_asm,exec,nochain", "-D", fifo] + cmd,
-                             input=stdin_text.encode(), capture_output=True, env=env)
-        t.join()
+        out_file = os.path.join(d, "count")
+        run = (prefix or [qemu, "-L", "/usr/aarch64-linux-gnu"]) + cmd
+        env = dict(env or os.environ, QEMU_CPU=cpu, QEMU_PLUGIN=f"{plugin},out={out_file}", QEMU_AARCH64=qemu)
+        out = subprocess.run(run, input=stdin_text.encode(), capture_output=True, env=env)
         if out.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed: {out.stderr.decode()[-2000:]}")
-        return result["n"], out.stdout.decode()
+        with open(out_file) as f:
+            return int(f.read()), out.stdout.decode()
 
 
 def main():
@@ -72,7 +62,7 @@ def main():
     ap.add_argument("bundle")
     ap.add_argument("texts")
     ap.add_argument("--n", type=int, default=5)
-    ap.add_argument("--qemu-cpu", default="cortex-a72")
+    ap.add_argument("--qemu-cpu", default="cortex-a72", choices=["cortex-a72", "cortex-a76"])
     ap.add_argument("--compute", default="auto", choices=["auto", "f32", "f16"])
     ap.add_argument("--full-only", action="store_true", help="count full depth only")
     ap.add_argument("--runtime-flag", action="append", default=[],
@@ -83,10 +73,12 @@ def main():
     policies = [] if a.full_only else [("--exit-layer", str(k)) for k in range(1, layers)]
     policies.append(("--full",))
     run = [a.bin, "--compute", a.compute, *a.runtime_flag, "classify", "--bundle", a.bundle]
-    base, _ = count(run, "", a.qemu_cpu)
+    # The program sees the emulated core's /proc/cpuinfo, as on the board (tract reads it).
+    prefix = [os.path.join(ROOT, "targets", "aarch64-run.sh"), "--cpu", a.qemu_cpu, "--"]
+    base, _ = count(run, "", a.qemu_cpu, prefix=prefix)
     rows = []
     for pol in policies:
-        total, out = count([*run, *pol], "\n".join(texts) + "\n", a.qemu_cpu)
+        total, out = count([*run, *pol], "\n".join(texts) + "\n", a.qemu_cpu, prefix=prefix)
         exits = [json.loads(l)["exit_layer"] for l in out.splitlines()]
         rows.append({"policy": " ".join(pol), "exit_layers": exits, "mean_exit_layer": sum(exits) / len(exits),
                      "instructions_per_text": (total - base) / len(texts)})
