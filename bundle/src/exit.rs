@@ -91,6 +91,23 @@ impl ExitDecider {
         Self { policy, last_argmax: None, streak: 0, seen: 0 }
     }
 
+    /// Whether the next exit's probabilities can change the decision: full
+    /// depth needs none before the last, a fixed exit layer only its own, the
+    /// entropy and patience policies every one.
+    pub fn needs_next(&self) -> bool {
+        match self.policy {
+            ExitPolicy::Full => false,
+            ExitPolicy::Layer { k } => self.seen + 1 >= k,
+            ExitPolicy::Entropy { .. } | ExitPolicy::Patience { .. } => true,
+        }
+    }
+
+    /// Passes an exit whose probabilities were not computed, because
+    /// [`ExitDecider::needs_next`] said they could not change the decision.
+    pub fn pass(&mut self) {
+        self.seen += 1;
+    }
+
     /// True when the sample should exit after the layer that produced `probs`.
     pub fn should_exit(&mut self, probs: &[f32]) -> bool {
         self.seen += 1;
@@ -205,5 +222,23 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(names, ["full", "entropy 0.3", "patience 2", "layer 1"]);
+    }
+
+    #[test]
+    fn a_fixed_exit_layer_needs_only_its_own_exit_and_full_depth_none() {
+        let mut layer3 = ExitDecider::new(ExitPolicy::Layer { k: 3 });
+        let mut needed = Vec::new();
+        for _ in 0..3 {
+            needed.push(layer3.needs_next());
+            if layer3.needs_next() {
+                assert!(layer3.should_exit(&[0.5, 0.5]), "exits at its own exit");
+            } else {
+                layer3.pass();
+            }
+        }
+        assert_eq!(needed, [false, false, true]);
+        assert!(!ExitDecider::new(ExitPolicy::Full).needs_next());
+        assert!(ExitDecider::new(ExitPolicy::Entropy { speed: 0.5 }).needs_next());
+        assert!(ExitDecider::new(ExitPolicy::Patience { n: 2 }).needs_next());
     }
 }

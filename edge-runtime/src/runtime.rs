@@ -245,6 +245,13 @@ impl EdgeClassifier {
         Ok(())
     }
 
+    /// How many times each exit classifier has run since the load (its dry
+    /// run included), layer by layer; `None` where a layer has none. An exit
+    /// that no sample's policy can use is not run.
+    pub fn exit_runs(&self) -> Vec<Option<u64>> {
+        self.exits.iter().map(|e| e.as_ref().map(Segment::runs)).collect()
+    }
+
     /// Layers whose plans exist: all of them, unless the bundle was loaded
     /// with lazy plans and no text has gone that deep yet.
     pub fn layers_planned(&self) -> usize {
@@ -325,9 +332,14 @@ impl EdgeClassifier {
             let t = Instant::now();
             let inputs = tvec!(hidden.clone().into_tvalue(), mask.clone().into_tvalue());
             hidden = self.layers[layer].run(&self.manifest.layers[layer], inputs)?.remove(0).into_tensor();
-            // At full depth only the last exit can decide: skip the others' cost.
-            let exit = self.exits[layer].as_ref().filter(|_| policy != ExitPolicy::Full || layer + 1 == n);
+            // Skip an exit no sample's policy can use (full depth's before the
+            // last, a fixed exit layer's before its own): its cost, not its count.
+            let needed = layer + 1 == n || deciders.iter().any(ExitDecider::needs_next);
+            let exit = self.exits[layer].as_ref().filter(|_| needed);
             let Some(exit) = exit else {
+                if self.exits[layer].is_some() {
+                    deciders.iter_mut().for_each(ExitDecider::pass);
+                }
                 let dt = t.elapsed();
                 active.iter().for_each(|&i| latencies[i].push(dt));
                 continue;

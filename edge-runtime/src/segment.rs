@@ -12,6 +12,7 @@
 
 use crate::error::RuntimeError;
 use bundle::manifest::Precision;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use tract_nnef::prelude::*;
 use tract_nnef::tract_core::floats::FloatPrecisionTranslator;
@@ -62,6 +63,8 @@ pub(crate) enum Stage {
 pub(crate) struct Segment {
     path: String,
     state: Mutex<State>,
+    /// Times the segment ran (the dry run at load included).
+    runs: AtomicU64,
 }
 
 enum State {
@@ -75,11 +78,15 @@ enum State {
 impl Segment {
     pub(crate) fn planned(model: TypedModel, stage: Stage, path: String, compute: Compute) -> Result<Self, RuntimeError> {
         let state = plan(model, stage, &path, compute)?;
-        Ok(Self { path, state: Mutex::new(State::Ready(state)) })
+        Ok(Self { path, state: Mutex::new(State::Ready(state)), runs: AtomicU64::new(0) })
     }
 
     pub(crate) fn deferred(model: TypedModel, stage: Stage, path: String, compute: Compute) -> Self {
-        Self { path, state: Mutex::new(State::Pending(Box::new((model, stage, compute)))) }
+        Self { path, state: Mutex::new(State::Pending(Box::new((model, stage, compute)))), runs: AtomicU64::new(0) }
+    }
+
+    pub(crate) fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_planned(&self) -> bool {
@@ -111,6 +118,7 @@ impl Segment {
 
     /// Runs the segment on `inputs`; `name` is what an error calls it.
     pub(crate) fn run(&self, name: &str, inputs: TVec<TValue>) -> Result<TVec<TValue>, RuntimeError> {
+        self.runs.fetch_add(1, Ordering::Relaxed);
         self.with_state(|state| state.run(inputs).map_err(|error| RuntimeError::Run { segment: name.to_string(), error }))
     }
 }

