@@ -89,4 +89,10 @@ mount --bind "$cpuinfo" /proc/cpuinfo || die "cannot bind-mount $cpuinfo over /p
 
 # shellcheck disable=SC2206  # QEMU_EXTRA_ARGS is split into words on purpose
 extra=(${QEMU_EXTRA_ARGS:-})
-exec "$qemu" -L "$sysroot" -cpu "$cpu" "${extra[@]}" "${program[@]}" "$@"
+# Without address-space randomization (setarch -R), so that instruction counts
+# repeat: with it, a run of 50 texts varied by ~9% from one run to the next
+# (memory layouts change code paths), without it by ~1% (hash maps are still
+# seeded at random).
+norandom=()
+if command -v setarch >/dev/null; then norandom=(setarch "$(uname -m)" -R); fi
+exec "${norandom[@]}" "$qemu" -L "$sysroot" -cpu "$cpu" "${extra[@]}" "${program[@]}" "$@"

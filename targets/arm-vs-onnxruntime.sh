@@ -13,10 +13,11 @@
 # by Debian's aarch64 CPython (targets/aarch64-python.sh). Each program sees
 # the emulated core's /proc/cpuinfo (targets/aarch64-run.sh); instructions are
 # counted by a TCG plugin (targets/insn-count/). Nothing is installed on the
-# host. Writes OUT_DIR/summary.json and summary.md (targets/arm_vs_onnxruntime.py).
+# host. Writes OUT_DIR/summary.json and summary.md (targets/arm_vs_onnxruntime.py), and
+# the cold start to the first answer, OUT_DIR/first-answer.{json,md}.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-case "${1:-}" in -h|--help|"") sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit $? ;; esac
+case "${1:-}" in -h|--help|"") sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit $? ;; esac
 bundle="$1"; data="$2"; out="$3"; n="${4:-50}"
 [ -f "$bundle/manifest.json" ] || { echo "arm-vs-onnxruntime: $bundle: no manifest.json (give an f32 ONNX bundle)" >&2; exit 2; }
 [ -f "$data" ] || { echo "arm-vs-onnxruntime: $data: no such file" >&2; exit 2; }
@@ -36,4 +37,4 @@ head -n "$n" "$data" > "$out/inputs/texts.jsonl"
   "$out/inputs/texts.jsonl" > "$out/inputs/texts.txt"
 "$E" tokenize --bundle "$bundle" --data "$out/inputs/texts.jsonl" > "$out/inputs/ids.jsonl"
 python3 targets/arm_vs_onnxruntime.py "$board" "$out/inputs/twin" "$out/inputs/merged.onnx" \
-  "$out/inputs/texts.txt" "$out/inputs/ids.jsonl" "$out" --n "$n" | tee "$out/run.log"
+  "$out/inputs/texts.txt" "$out/inputs/ids.jsonl" "$out" --n "$n" --first-answer | tee "$out/run.log"

@@ -72,7 +72,8 @@ def main():
     layers = json.load(open(os.path.join(a.bundle, "manifest.json")))["num_layers"]
     policies = [] if a.full_only else [("--exit-layer", str(k)) for k in range(1, layers)]
     policies.append(("--full",))
-    run = [a.bin, "--compute", a.compute, *a.runtime_flag, "classify", "--bundle", a.bundle]
+    # One thread for the load too: the plugin's counter is not atomic.
+    run = [a.bin, "--load-threads", "1", "--compute", a.compute, *a.runtime_flag, "classify", "--bundle", a.bundle]
     # The program sees the emulated core's /proc/cpuinfo, as on the board (tract reads it).
     prefix = [os.path.join(ROOT, "targets", "aarch64-run.sh"), "--cpu", a.qemu_cpu, "--"]
     base, _ = count(run, "", a.qemu_cpu, prefix=prefix)

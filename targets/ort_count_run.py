@@ -5,10 +5,11 @@ counts: the bundle merged into one graph (bench/common/merge_bundle_onnx.py),
 one session on one thread with every graph optimization (bench/common/ort_bench.py's),
 the same token ids as our runtime (`edge-runtime tokenize`), batch 1.
 
-  ort_count_run.py MERGED.onnx IDS.jsonl --stop-after imports|load|N
+  ort_count_run.py MERGED.onnx IDS.jsonl --stop-after imports|first|load|N
 
-`imports`: stop once numpy and onnxruntime are imported; `load`: also create
-the session and run the first two texts as warm-up; N: then run the first N
+`imports`: stop once numpy and onnxruntime are imported; `first`: also create
+the session and answer the first text (a cold start); `load`: create the
+session and run the first two texts as warm-up; N: then run the first N
 texts. Differences between the counts of these runs give the load (session
 and warm-up) and the instructions per text.
 """
@@ -29,6 +30,9 @@ def main() -> None:
         return
     rows = [json.loads(l)["ids"] for l in open(ids_path) if l.strip()]
     s = session(merged, 1)
+    if stop == "first":
+        print(json.dumps({"texts": 1, "logits": [run(s, list(padded(rows[:1])))[0].tolist()]}))
+        return
     for r in rows[:2]:
         run(s, list(padded([r])))
     n = 0 if stop == "load" else int(stop)
