@@ -101,3 +101,12 @@ fn two_files_trading_places_change_the_digest() {
     // Written back unchanged, it is the same bundle again.
     assert_eq!(resealed_digest(&tmp.path().join("same"), manifest, &files), pinned);
 }
+
+#[test]
+fn the_digest_of_a_bundle_just_written_is_the_verified_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, files) = parts();
+    let dir = tmp.path().join("written");
+    write_bundle(&dir, manifest, &files).unwrap();
+    assert_eq!(bundle::files::written_digest(&dir).unwrap(), BundleFiles::read(&dir).unwrap().digest());
+}

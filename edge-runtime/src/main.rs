@@ -335,7 +335,7 @@ fn run(cli: Cli) -> Result<()> {
             let manifest = edge_runtime::nnef::convert_bundle(&onnx, &out, &load_options)?;
             // The variant is loaded as a board would before it is reported.
             EdgeClassifier::load_with_options(&out, LoadOptions { expect_digest: None, ..load_options })?;
-            let digest = bundle::BundleFiles::read(&out)?.digest();
+            let digest = bundle::files::written_digest(&out)?;
             let bytes = |dir: &std::path::Path, m: &bundle::Manifest| -> u64 { m.graphs().iter().filter_map(|g| std::fs::metadata(dir.join(g)).ok()).map(|f| f.len()).sum() };
             eprintln!(
                 "{}: {} NNEF graphs, {} bytes (the ONNX graphs: {} bytes); digest {digest}",

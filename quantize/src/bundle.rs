@@ -158,7 +158,7 @@ pub fn quantize_bundle(input: &Path, output: &Path, opts: &Options) -> Result<Re
         after += files.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
         report.bundle_bytes_after = after;
         report.size_ratio = after as f64 / before as f64;
-        report.digest = BundleFiles::read(tmp)?.digest().to_string();
+        report.digest = bundle::files::written_digest(tmp)?.to_string();
         // f16 bundles are compared twice: widened to f32 at load, and computing in f16.
         let computes: &[Compute] = if opts.target == Target::F16 { &[Compute::F32, Compute::F16] } else { &[Compute::F32] };
         if let Some(data) = &opts.calibration {

@@ -527,7 +527,7 @@ fn run(cli: Cli) -> Result<()> {
             let exits = m.exits.iter().filter(|e| e.is_some()).count();
             eprintln!("bundle with {} layers and {exits} exits written to {}", m.num_layers, out.display());
             // What `edge-runtime --expect-digest` pins on a board.
-            println!("digest {}", bundle::BundleFiles::read(&out)?.digest());
+            println!("digest {}", bundle::files::written_digest(&out)?);
         }
         Command::Table { runs, teacher, teacher_name, scratch_teacher, baseline, plot, json } => {
             use trainer::report;
