@@ -76,11 +76,10 @@ def main() -> None:
     results = []
     for cpu in cpus:
         # Each program sees the emulated core's /proc/cpuinfo (tract and onnxruntime both read it).
-        prefix = lambda *pre: runner(cpu, *pre)
         # One thread for the load too: the plugin's counter is not atomic. (A load's count still
         # varies by ~0.5% from run to run: hash maps are seeded at random.)
         ours_cmd = [a.bin, "--threads", "1", "--load-threads", "1", "classify", "--bundle", a.twin]
-        ours_prefix = prefix()
+        ours_prefix = runner(cpu)
         load, _ = count(ours_cmd, "", cpu, prefix=ours_prefix)
         ours = []
         for pol in [("--exit-layer", str(k)) for k in range(1, layers)] + [("--full",)]:
@@ -89,7 +88,7 @@ def main() -> None:
             ours.append({"policy": " ".join(pol), "mean_exit_layer": sum(exits) / len(exits), "per_text": (total - load) / n})
             print(json.dumps({"cpu": cpu, "ours": ours[-1]}), flush=True)
         ort_cmd = [os.path.join(HERE, "ort_count_run.py"), a.merged, a.ids, "--stop-after"]
-        ort_prefix = prefix("--python")
+        ort_prefix = runner(cpu, "--python")
         imports, _ = count(ort_cmd + ["imports"], "", cpu, prefix=ort_prefix)
         ort_load, _ = count(ort_cmd + ["load"], "", cpu, prefix=ort_prefix)
         ort_n, out = count(ort_cmd + [str(n)], "", cpu, prefix=ort_prefix)

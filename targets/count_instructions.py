@@ -20,6 +20,7 @@ log summed block by block, to 12 instructions in 6 million, and is ten
 times faster: docs/logs/targets/insn-count-agreement.txt.)
 """
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -29,8 +30,9 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@functools.cache
 def counter():
-    """The qemu wrapper and the plugin, set up once (targets/insn-count/setup.sh)."""
+    """The qemu wrapper and the plugin, set up once per process (targets/insn-count/setup.sh)."""
     out = subprocess.run([os.path.join(ROOT, "targets", "insn-count", "setup.sh")], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"targets/insn-count/setup.sh failed:\n{out.stderr}")

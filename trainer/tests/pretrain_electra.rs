@@ -40,14 +40,21 @@ fn tiny_model(vocab: &Path) -> ElectraPretrainingModel {
     ElectraPretrainingModel::new(cfg, gen, tok, &Device::Cpu, 5).unwrap()
 }
 
-#[test]
-fn replaced_positions_are_exactly_where_the_generator_sample_differs_from_the_input() {
+/// The tiny model and 16 segments of up to 32 tokens from the committed People's Daily lines.
+fn tiny_model_and_segments() -> (ElectraPretrainingModel, Vec<trainer::pretrain::corpus::Segment>) {
     let tmp = tempfile::tempdir().unwrap();
     let (plain, vocab) = common::corpus_and_vocab(tmp.path());
     let model = tiny_model(&vocab);
     let texts = trainer::pretrain::corpus::read_texts(&plain).unwrap();
-    let segments = trainer::pretrain::corpus::build_segments(&texts[..40], &model.tokenizer, 32, None).unwrap();
-    let refs: Vec<_> = segments.iter().take(16).collect();
+    let mut segments = trainer::pretrain::corpus::build_segments(&texts[..40], &model.tokenizer, 32, None).unwrap();
+    segments.truncate(16);
+    (model, segments)
+}
+
+#[test]
+fn replaced_positions_are_exactly_where_the_generator_sample_differs_from_the_input() {
+    let (model, segments) = tiny_model_and_segments();
+    let refs: Vec<_> = segments.iter().collect();
     let tok = &model.tokenizer;
     let specials: Vec<u32> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().filter_map(|t| tok.token_to_id(t)).collect();
     let masking = trainer::pretrain::masking::Masking::new(
@@ -204,12 +211,8 @@ fn the_discriminator_overfits_one_batch_of_uniformly_replaced_tokens() {
     use candle_core::Tensor;
     use rand::Rng;
     use trainer::pretrain::electra::discriminator_loss;
-    let tmp = tempfile::tempdir().unwrap();
-    let (plain, vocab) = common::corpus_and_vocab(tmp.path());
-    let model = tiny_model(&vocab);
-    let texts = trainer::pretrain::corpus::read_texts(&plain).unwrap();
-    let segments = trainer::pretrain::corpus::build_segments(&texts[..40], &model.tokenizer, 32, None).unwrap();
-    let rows: Vec<Vec<u32>> = segments.iter().take(16).map(|s| s.ids.clone()).collect();
+    let (model, segments) = tiny_model_and_segments();
+    let rows: Vec<Vec<u32>> = segments.iter().map(|s| s.ids.clone()).collect();
     let (b, s) = (rows.len(), 32);
     let vocab_size = trainer::tokenize::vocab_size(&model.tokenizer) as u32;
     let mut rng = StdRng::seed_from_u64(11);

@@ -217,11 +217,8 @@ pub(crate) fn composed(qkv: &Tensor, bias: &Tensor, heads: usize, mask: Option<V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::grad_check::{backward_both, max_diff};
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
-    }
 
     /// Forward values and the packed input's gradient against the composed
     /// ops, with padding in the bias, under a random upstream gradient.
@@ -238,8 +235,7 @@ mod tests {
         let reference = composed(&qkv, &bias, heads, mask).unwrap();
         let d = max_diff(&fused, &reference);
         assert!(d < 1e-5, "forward differs by {d}");
-        let gf = (fused * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let gr = (reference * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gf, gr) = backward_both(fused, reference, &up);
         let d = max_diff(gf.get(&qkv).unwrap(), gr.get(&qkv).unwrap());
         assert!(d < 1e-4, "gradient differs by {d}");
     }

@@ -183,6 +183,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::grad_check::{backward_both, max_diff, relative_diff};
     use candle_core::{Device, Var};
 
     /// The composed (reference) versions, always built from plain tensor ops.
@@ -192,10 +193,6 @@ mod tests {
         let var = c.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
         let n = c.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap();
         n.broadcast_mul(w).unwrap().broadcast_add(b).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
     }
 
     #[test]
@@ -215,12 +212,9 @@ mod tests {
         let fused = layer_norm(&x, &w, &b, 1e-12).unwrap();
         let reference = ln_ref(&x, &w, &b, 1e-12);
         assert!(max_diff(&fused, &reference) < 1e-5);
-        let gf = (fused * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let gr = (reference * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gf, gr) = backward_both(fused, reference, &up);
         for v in [&x, &w, &b] {
-            let (f, r) = (gf.get(v).unwrap(), gr.get(v).unwrap());
-            let scale = r.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
-            let d = max_diff(f, r) / scale;
+            let d = relative_diff(gf.get(v).unwrap(), gr.get(v).unwrap());
             assert!(d < 1e-5, "gradient differs by {d} of its scale");
         }
     }
@@ -235,8 +229,7 @@ mod tests {
         let e = x.broadcast_sub(&max).unwrap().exp().unwrap();
         let reference = e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap();
         assert!(max_diff(&fused, &reference) < 1e-6);
-        let gf = (fused * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let gr = (reference * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gf, gr) = backward_both(fused, reference, &up);
         assert!(max_diff(gf.get(&x).unwrap(), gr.get(&x).unwrap()) < 1e-5);
     }
 }

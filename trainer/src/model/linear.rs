@@ -316,11 +316,8 @@ pub(crate) fn composed(x: &Tensor, w: &Tensor, b: &Tensor, act: Option<Activatio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::grad_check::{backward_both, max_diff, relative_diff};
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
-    }
 
     /// Forward values and the gradients of x, W and b against the composed
     /// ops, for a (batch, seq, in) input, under a random upstream gradient.
@@ -337,12 +334,9 @@ mod tests {
         assert_eq!(fused.dims(), &[batch, seq, out_dim]);
         let d = max_diff(&fused, &reference);
         assert!(d < 1e-5, "{act:?} dropout {dropout}: forward differs by {d}");
-        let gf = (fused * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let gr = (reference * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gf, gr) = backward_both(fused, reference, &up);
         for (name, v) in [("x", &x), ("W", &w), ("b", &b)] {
-            let (f, r) = (gf.get(v).unwrap(), gr.get(v).unwrap());
-            let scale = r.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
-            let d = max_diff(f, r) / scale;
+            let d = relative_diff(gf.get(v).unwrap(), gr.get(v).unwrap());
             assert!(d < 1e-5, "{act:?} dropout {dropout}: gradient of {name} differs by {d} of its scale");
         }
     }

@@ -7,6 +7,8 @@ pub(crate) mod cpu;
 pub mod dropout;
 pub mod electra;
 mod erf;
+#[cfg(test)]
+mod grad_check;
 pub mod fused;
 pub mod linear;
 pub mod mlm;
