@@ -1,0 +1,192 @@
+//! `Classifier`: a loaded bundle and the exit policy its texts run under.
+
+use crate::errors::{self, classify_error, load_error};
+use crate::prediction::Prediction;
+use bundle::exit::ExitPolicy;
+use bundle::files::BundleFiles;
+use bundle::Digest;
+use edge_runtime::{EdgeClassifier, LoadOptions};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+
+/// The CLI's largest batch (`classify --batch-size`).
+const MAX_BATCH: usize = 4096;
+
+/// A bundle (from `trainer export` or `quantize`) loaded for classifying,
+/// with the exit policy every text runs under. Without a policy argument the
+/// bundle's default policy is used; give at most one of:
+///
+///   speed       exit at the first layer whose normalised entropy is below
+///               `speed`, in [0, 1] (FastBERT)
+///   patience    exit once the prediction is unchanged for `patience`
+///               consecutive layers (PABEE)
+///   exit_layer  a fixed budget: exit at the `exit_layer`-th exit classifier
+///               (FastBERT: after that layer)
+///   full        run every layer
+///
+/// expect_digest: refuse the bundle unless its digest is this one (64 hex
+/// digits, as `edge-runtime inspect` prints it), before any text is read.
+/// lazy_plans: optimize the segments after the first exit when a text first
+/// reaches them, a shorter load when texts exit early.
+///
+/// The bundle is checked as the CLI checks it: checksums, every graph
+/// against the manifest, the tokenizer against the embeddings, one text of
+/// max_seq_len through every segment. A missing bundle raises
+/// FileNotFoundError, any other fault bert_edge.BundleError naming the file.
+/// Loading and classifying release the GIL: threads classify in parallel
+/// with one Classifier each.
+#[pyclass(frozen, module = "bert_edge")]
+pub struct Classifier {
+    model: EdgeClassifier,
+    policy: ExitPolicy,
+    path: PathBuf,
+    digest: Digest,
+}
+
+#[pymethods]
+impl Classifier {
+    #[new]
+    #[pyo3(signature = (path, *, speed=None, patience=None, exit_layer=None, full=false, expect_digest=None, lazy_plans=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        speed: Option<f64>,
+        patience: Option<i64>,
+        exit_layer: Option<i64>,
+        full: bool,
+        expect_digest: Option<String>,
+        lazy_plans: bool,
+    ) -> PyResult<Self> {
+        let requested = requested_policy(speed, patience, exit_layer, full)?;
+        let expect_digest = match expect_digest {
+            Some(hex) => Some(hex.parse::<Digest>().map_err(|e| errors::value_error(format!("expect_digest: {e}")))?),
+            None => None,
+        };
+        let options = LoadOptions { lazy_plans, expect_digest, ..LoadOptions::default() };
+        let (model, digest) = py
+            .detach(|| {
+                let files = BundleFiles::read(&path)?;
+                let model = EdgeClassifier::from_bundle_with_options(&files, options)?;
+                Ok((model, files.digest()))
+            })
+            .map_err(load_error)?;
+        let policy = requested.unwrap_or(model.manifest.default_policy);
+        policy.check(model.manifest.exit_count()).map_err(|e| errors::value_error(format!("{}: {e}", path.display())))?;
+        Ok(Self { model, policy, path, digest })
+    }
+
+    /// Classify one text (batch 1) under the classifier's policy; no layer
+    /// after its exit runs. Returns a Prediction. An empty text raises
+    /// ValueError.
+    fn classify(&self, py: Python<'_>, text: String) -> PyResult<Prediction> {
+        let prediction = py.detach(|| self.model.classify(&text, self.policy)).map_err(classify_error)?;
+        Ok(prediction.into())
+    }
+
+    /// Classify a list of texts, `batch_size` at a time, as the CLI's
+    /// `classify --batch-size` does: texts that exit leave the batch, the
+    /// rest go on. Returns one Prediction per text, in order. If a text
+    /// cannot be classified (empty), ValueError names its index.
+    #[pyo3(signature = (texts, batch_size=8))]
+    fn classify_batch(&self, py: Python<'_>, texts: Vec<String>, batch_size: i64) -> PyResult<Vec<Prediction>> {
+        let batch_size = errors::positive("batch_size", batch_size, MAX_BATCH)?;
+        let results = py.detach(|| {
+            texts
+                .chunks(batch_size)
+                .flat_map(|chunk| {
+                    let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    self.model.classify_texts(&chunk, self.policy)
+                })
+                .collect::<Vec<_>>()
+        });
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, result)| match result {
+                Ok(p) => Ok(p.into()),
+                Err(e) => Err(classify_error(e)).map_err(|err| {
+                    let message = format!("texts[{i}]: {}", err.value(py));
+                    PyErr::from_type(err.get_type(py), message)
+                }),
+            })
+            .collect()
+    }
+
+    /// The labels, in the order of Prediction.probs and logits.
+    #[getter]
+    fn labels(&self) -> Vec<String> {
+        self.model.manifest.labels.clone()
+    }
+
+    /// Transformer layers in the bundle.
+    #[getter]
+    fn num_layers(&self) -> usize {
+        self.model.manifest.num_layers
+    }
+
+    /// Tokens a text keeps (longer ones are cut: Prediction.truncated).
+    #[getter]
+    fn max_seq_len(&self) -> usize {
+        self.model.manifest.max_seq_len
+    }
+
+    /// How the weights are stored: "f32", "f16" or "int8".
+    #[getter]
+    fn precision(&self) -> String {
+        serde_json::to_value(self.model.manifest.precision).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+
+    /// The policy texts run under, as reports name it ("entropy 0.3",
+    /// "patience 2", "layer 1", "full").
+    #[getter]
+    fn policy(&self) -> String {
+        self.policy.to_string()
+    }
+
+    /// The bundle's default policy, named the same way.
+    #[getter]
+    fn default_policy(&self) -> String {
+        self.model.manifest.default_policy.to_string()
+    }
+
+    /// The bundle's digest (what expect_digest pins).
+    #[getter]
+    fn digest(&self) -> String {
+        self.digest.to_string()
+    }
+
+    /// The bundle directory.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Classifier({:?}, policy={:?}, num_layers={}, labels={:?}, precision={:?})",
+            self.path.display().to_string(),
+            self.policy(),
+            self.num_layers(),
+            self.model.manifest.labels,
+            self.precision()
+        )
+    }
+}
+
+/// The policy the arguments ask for (`None`: the bundle's default), or a
+/// ValueError if they ask for more than one or for an impossible one.
+fn requested_policy(speed: Option<f64>, patience: Option<i64>, exit_layer: Option<i64>, full: bool) -> PyResult<Option<ExitPolicy>> {
+    let given = [speed.is_some(), patience.is_some(), exit_layer.is_some(), full];
+    if given.iter().filter(|&&g| g).count() > 1 {
+        return Err(errors::value_error("give at most one of speed, patience, exit_layer, full"));
+    }
+    Ok(match (speed, patience, exit_layer) {
+        (Some(speed), ..) if !(0.0..=1.0).contains(&speed) => return Err(errors::value_error(format!("speed must be in [0, 1], got {speed}"))),
+        (Some(speed), ..) => Some(ExitPolicy::Entropy { speed: speed as f32 }),
+        (_, Some(n), _) => Some(ExitPolicy::Patience { n: errors::positive("patience", n, usize::MAX)? }),
+        (.., Some(k)) => Some(ExitPolicy::Layer { k: errors::positive("exit_layer", k, usize::MAX)? }),
+        _ if full => Some(ExitPolicy::Full),
+        _ => None,
+    })
+}
