@@ -122,3 +122,36 @@ def test_a_policy_out_of_range_names_the_bundle(bundle):
 def test_the_batch_size_is_checked(bundle, batch_size):
     with pytest.raises(ValueError, match="batch_size"):
         Classifier(bundle).classify_batch(["很好"], batch_size=batch_size)
+
+
+def test_seeded_damage_never_panics(bundle_copy):
+    """Random byte edits of every file, resealed so they pass the checksums:
+    each bundle loads and classifies, or raises BundleError naming a file of
+    it. A Rust panic would surface as pyo3's PanicException (a
+    BaseException), which this test does not catch."""
+    import random
+    import shutil
+
+    rng = random.Random(28)
+    pristine = {p.name: p.read_bytes() for p in bundle_copy.iterdir()}
+    names = sorted(n for n in pristine if n != "manifest.json")
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(60):
+        for name, data in pristine.items():
+            (bundle_copy / name).write_bytes(data)
+        name = rng.choice(names)
+        data = bytearray(pristine[name])
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        (bundle_copy / name).write_bytes(bytes(data))
+        reseal(bundle_copy, name)
+        try:
+            clf = Classifier(bundle_copy)
+        except BundleError as error:
+            assert str(bundle_copy) in str(error), error
+            outcomes["refused"] += 1
+            continue
+        clf.classify_batch(["这家酒店很干净", "很差"], batch_size=2)
+        outcomes["loaded"] += 1
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == 60, outcomes
+    shutil.rmtree(bundle_copy)
