@@ -105,10 +105,11 @@ impl Classifier {
             .enumerate()
             .map(|(i, result)| match result {
                 Ok(p) => Ok(p.into()),
-                Err(e) => Err(classify_error(e)).map_err(|err| {
-                    let message = format!("texts[{i}]: {}", err.value(py));
-                    PyErr::from_type(err.get_type(py), message)
-                }),
+                // The same exception, its message prefixed with the text's index.
+                Err(e) => {
+                    let error = classify_error(e);
+                    Err(PyErr::from_type(error.get_type(py), format!("texts[{i}]: {}", error.value(py))))
+                }
             })
             .collect()
     }
