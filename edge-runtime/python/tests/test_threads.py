@@ -74,3 +74,23 @@ def test_help_reads_like_the_cli(bundle):
     for words in ("speed", "patience", "exit_layer", "full", "expect_digest", "FileNotFoundError", "BundleError", "classify_batch"):
         assert words in text, words
     assert "speed=None" in Classifier.__text_signature__ or "speed=None" in text
+
+
+def test_set_threads_changes_nothing_but_the_pool(bundle, texts):
+    import pytest
+    from bert_edge import set_threads
+
+    clf = Classifier(bundle, full=True)
+    one = clf.classify_batch(texts, batch_size=8)
+    try:
+        set_threads(2)
+        two = clf.classify_batch(texts, batch_size=8)
+    finally:
+        set_threads(1)
+    assert [(p.label, p.exit_layer) for p in one] == [(p.label, p.exit_layer) for p in two]
+    assert max(abs(a - b) for p, q in zip(one, two) for a, b in zip(p.logits, q.logits)) < 1e-5
+    for bad in (0, -1, 257):
+        with pytest.raises(ValueError, match="n must be in 1..=256"):
+            set_threads(bad)
+    with pytest.raises(TypeError):
+        set_threads("2")
