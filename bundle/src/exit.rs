@@ -33,6 +33,19 @@ impl fmt::Display for ExitPolicy {
 }
 
 impl ExitPolicy {
+    /// The policy a caller's options pick (the CLI's `--speed`, `--patience`,
+    /// `--exit-layer`, `--full`; the Python `Classifier`'s keywords): `None`
+    /// when none is given (the bundle's default applies), an error when more
+    /// than one is. Ranges are [`ExitPolicy::check`]'s.
+    pub fn chosen(speed: Option<f32>, patience: Option<usize>, exit_layer: Option<usize>, full: bool) -> Result<Option<Self>, String> {
+        let chosen = [speed.map(|speed| ExitPolicy::Entropy { speed }), patience.map(|n| ExitPolicy::Patience { n }), exit_layer.map(|k| ExitPolicy::Layer { k }), full.then_some(ExitPolicy::Full)];
+        let mut given = chosen.into_iter().flatten();
+        match (given.next(), given.next()) {
+            (_, Some(_)) => Err("give at most one exit policy: speed, patience, exit layer or full".into()),
+            (policy, None) => Ok(policy),
+        }
+    }
+
     /// Whether the policy makes sense for a bundle with `exits` exit
     /// classifiers: a speed in [0, 1], a patience and a budget of at least 1
     /// and at most `exits`.
@@ -146,6 +159,19 @@ pub fn replay<P: AsRef<[f32]>>(policy: ExitPolicy, exits: impl IntoIterator<Item
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_choose_one_policy_or_none() {
+        assert_eq!(ExitPolicy::chosen(None, None, None, false), Ok(None));
+        assert_eq!(ExitPolicy::chosen(Some(0.3), None, None, false), Ok(Some(ExitPolicy::Entropy { speed: 0.3 })));
+        assert_eq!(ExitPolicy::chosen(None, Some(2), None, false), Ok(Some(ExitPolicy::Patience { n: 2 })));
+        assert_eq!(ExitPolicy::chosen(None, None, Some(1), false), Ok(Some(ExitPolicy::Layer { k: 1 })));
+        assert_eq!(ExitPolicy::chosen(None, None, None, true), Ok(Some(ExitPolicy::Full)));
+        for two in [(Some(0.3), Some(2), None, false), (None, Some(2), Some(1), false), (Some(0.3), None, None, true)] {
+            let error = ExitPolicy::chosen(two.0, two.1, two.2, two.3).unwrap_err();
+            assert!(error.contains("at most one exit policy"), "{error}");
+        }
+    }
 
     #[test]
     fn entropy_is_normalised_to_the_unit_interval() {

@@ -242,13 +242,9 @@ fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
             let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
-            let policy = match (policy.speed, policy.patience, policy.exit_layer, policy.full) {
-                (Some(speed), ..) => ExitPolicy::Entropy { speed },
-                (_, Some(n), ..) => ExitPolicy::Patience { n },
-                (_, _, Some(k), _) => ExitPolicy::Layer { k },
-                (.., true) => ExitPolicy::Full,
-                _ => model.manifest.default_policy,
-            };
+            let policy = ExitPolicy::chosen(policy.speed, policy.patience, policy.exit_layer, policy.full)
+                .map_err(anyhow::Error::msg)?
+                .unwrap_or(model.manifest.default_policy);
             policy.check(model.manifest.exit_count()).map_err(|e| anyhow::anyhow!("{}: {e}", bundle.display()))?;
             let (classified, failed) = classify(&model, policy, batch_size, with_logits, texts)?;
             anyhow::ensure!(failed == 0, "{failed} of {} texts could not be classified (see their error lines)", classified + failed);
@@ -393,9 +389,9 @@ fn json_line(text: &str, p: Result<Prediction, edge_runtime::runtime::RuntimeErr
         Ok(p) => serde_json::json!({
             "text": text,
             "label": p.label,
-            "prob": p.probs.iter().copied().fold(0f32, f32::max),
+            "prob": p.prob(),
             "exit_layer": p.exit_layer,
-            "latency_us": p.latencies.iter().map(|d| d.as_micros() as u64).sum::<u64>(),
+            "latency_us": p.latency_us(),
             "truncated": p.truncated,
         }),
         Err(e) => serde_json::json!({ "text": text, "error": e.to_string() }),

@@ -32,6 +32,19 @@ pub struct Prediction {
     pub truncated: bool,
 }
 
+impl Prediction {
+    /// The predicted label's probability: the largest of `probs`.
+    pub fn prob(&self) -> f32 {
+        self.probs.iter().copied().fold(0f32, f32::max)
+    }
+
+    /// The segments' wall times in whole microseconds, summed: what
+    /// `classify` reports as `latency_us` (the CLI and the Python wheel).
+    pub fn latency_us(&self) -> u64 {
+        self.latencies.iter().map(|d| d.as_micros() as u64).sum()
+    }
+}
+
 pub struct EdgeClassifier {
     pub manifest: Manifest,
     /// The float type the graphs run in (never `Auto`).

@@ -176,18 +176,14 @@ impl Classifier {
 }
 
 /// The policy the arguments ask for (`None`: the bundle's default), or a
-/// ValueError if they ask for more than one or for an impossible one.
+/// ValueError if they ask for more than one, or for a speed outside [0, 1]
+/// or a count below 1 (known before the bundle is read; the counts' upper
+/// bounds are checked against its exits after).
 fn requested_policy(speed: Option<f64>, patience: Option<i64>, exit_layer: Option<i64>, full: bool) -> PyResult<Option<ExitPolicy>> {
-    let given = [speed.is_some(), patience.is_some(), exit_layer.is_some(), full];
-    if given.iter().filter(|&&g| g).count() > 1 {
-        return Err(errors::value_error("give at most one of speed, patience, exit_layer, full"));
+    if let Some(speed) = speed.filter(|s| !(0.0..=1.0).contains(s)) {
+        return Err(errors::value_error(format!("speed must be in [0, 1], got {speed}")));
     }
-    Ok(match (speed, patience, exit_layer) {
-        (Some(speed), ..) if !(0.0..=1.0).contains(&speed) => return Err(errors::value_error(format!("speed must be in [0, 1], got {speed}"))),
-        (Some(speed), ..) => Some(ExitPolicy::Entropy { speed: speed as f32 }),
-        (_, Some(n), _) => Some(ExitPolicy::Patience { n: errors::positive("patience", n, usize::MAX)? }),
-        (.., Some(k)) => Some(ExitPolicy::Layer { k: errors::positive("exit_layer", k, usize::MAX)? }),
-        _ if full => Some(ExitPolicy::Full),
-        _ => None,
-    })
+    let patience = patience.map(|n| errors::positive("patience", n, usize::MAX)).transpose()?;
+    let exit_layer = exit_layer.map(|k| errors::positive("exit_layer", k, usize::MAX)).transpose()?;
+    ExitPolicy::chosen(speed.map(|s| s as f32), patience, exit_layer, full).map_err(errors::value_error)
 }

@@ -28,8 +28,8 @@ pub struct Prediction {
 impl From<edge_runtime::Prediction> for Prediction {
     fn from(p: edge_runtime::Prediction) -> Self {
         Self {
-            prob: p.probs.iter().copied().fold(0f32, f32::max),
-            latency_us: p.latencies.iter().map(|d| d.as_micros() as u64).sum(),
+            prob: p.prob(),
+            latency_us: p.latency_us(),
             label: p.label,
             exit_layer: p.exit_layer,
             truncated: p.truncated,
