@@ -9,9 +9,6 @@ cd "$root"
 [ -x target/release/edge-runtime ] || cargo build --release --workspace --bins
 targets/python-wheels.sh x86_64
 venv="$root/target/python-test-venv"
-rm -rf "$venv"
-python3 -m venv "$venv"
-wheel="$(ls targets/out/wheels/bert_edge-*-cp39-abi3-*x86_64.whl)"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "$wheel" "pytest==8.4.2"
+targets/python-wheel-venv.sh "$venv" "pytest==8.4.2"
 # From outside the source tree, so the installed wheel is what is imported.
 cd "$root/target" && "$venv/bin/python" -m pytest -q "$root/edge-runtime/python/tests" -p no:cacheprovider

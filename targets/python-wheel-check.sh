@@ -22,8 +22,7 @@ ls "$wheels"/bert_edge-*aarch64.whl >/dev/null 2>&1 || targets/python-wheels.sh 
 x86_wheel="$(ls "$wheels"/bert_edge-*x86_64.whl)"
 arm_wheel="$(ls "$wheels"/bert_edge-*aarch64.whl)"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-python3 -m venv "$work/x86"
-"$work/x86/bin/pip" install --quiet --disable-pip-version-check "$x86_wheel"
+targets/python-wheel-venv.sh "$work/x86"
 # pip installs a wheel of another platform into a folder when told its tag.
 tag="$(basename "$arm_wheel" .whl | awk -F- '{print $NF}')"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --only-binary=:all: \

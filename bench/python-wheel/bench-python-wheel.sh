@@ -21,8 +21,7 @@ bundle="$(cd "$bundle" && pwd)"; out="$(cd "$out" && pwd)"
 (cd "$root" && cargo build --release --workspace --examples --quiet)
 "$root/targets/python-wheels.sh" x86_64 > /dev/null 2>&1
 venv="$target/python-bench-venv"
-rm -rf "$venv"; python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "$(ls "$root"/targets/out/wheels/bert_edge-*x86_64.whl)"
+"$root/targets/python-wheel-venv.sh" "$venv"
 texts "$data" > "$out/texts.txt"
 : > "$out/raw.jsonl"
 for ((r = 1; r <= rounds; r++)); do
