@@ -40,17 +40,25 @@ def counter():
     return qemu, plugin
 
 
-def count(cmd, stdin_text, cpu, prefix=None, env=None):
+def count(cmd, stdin_text, cpu, prefix=None, env=None, blocks_dir=None):
     """Guest instructions `cmd` executes under qemu-aarch64 (as `cpu`), and its stdout.
     `prefix`: what launches the program under qemu (default: the plugin-capable
     qemu with the cross sysroot); the plugin and the core go in through qemu's
     environment (QEMU_PLUGIN, QEMU_CPU), and QEMU_AARCH64 names that qemu for
-    wrappers such as targets/aarch64-run.sh."""
+    wrappers such as targets/aarch64-run.sh. With `blocks_dir`, the plugin also
+    writes blocks_dir/blocks (each translated block's address, size and
+    executions) and qemu its memory map, blocks_dir/pages (where the program
+    was loaded): targets/profile_instructions.py reads both."""
     qemu, plugin = counter()
     with tempfile.TemporaryDirectory() as d:
         out_file = os.path.join(d, "count")
         run = (prefix or [qemu, "-L", "/usr/aarch64-linux-gnu"]) + cmd
-        env = dict(env or os.environ, QEMU_CPU=cpu, QEMU_PLUGIN=f"{plugin},out={out_file}", QEMU_AARCH64=qemu)
+        plugin_args = f"{plugin},out={out_file}"
+        env = dict(env or os.environ, QEMU_CPU=cpu, QEMU_AARCH64=qemu)
+        if blocks_dir:
+            plugin_args += f",blocks={os.path.join(blocks_dir, 'blocks')}"
+            env.update(QEMU_LOG="page", QEMU_LOG_FILENAME=os.path.join(blocks_dir, "pages"))
+        env["QEMU_PLUGIN"] = plugin_args
         out = subprocess.run(run, input=stdin_text.encode(), capture_output=True, env=env)
         if out.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed: {out.stderr.decode()[-2000:]}")
