@@ -6,6 +6,9 @@
 # STD_FROM_SOURCE=1 builds the standard library too, with the nightly
 # toolchain, and makes a panic abort at once without its message (0.85 MB
 # less for aarch64; needs `rustup toolchain install nightly`, adds its rust-src).
+# KEEP_SYMBOLS=1 builds the same code with its symbol table, in its own target
+# dir, as targets/out/<triple>/edge-runtime.symbols (for
+# targets/profile_instructions.py).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 case "${1:-}" in
@@ -40,6 +43,13 @@ if [ "${STD_FROM_SOURCE:-0}" = 1 ]; then
   tgt="$tgt/std-from-source"
   export CARGO_TARGET_DIR="$tgt"
 fi
+name=edge-runtime
+if [ "${KEEP_SYMBOLS:-0}" = 1 ]; then
+  export CARGO_PROFILE_EDGE_STRIP=false CARGO_PROFILE_EDGE_SMALL_STRIP=false
+  tgt="$tgt/symbols"
+  export CARGO_TARGET_DIR="$tgt"
+  name=edge-runtime.symbols
+fi
 config=()
 if [ -n "${RUSTFLAGS:-}" ]; then
   export RUSTFLAGS="$RUSTFLAGS ${rustflags[*]}"
@@ -51,5 +61,5 @@ fi
   --no-default-features --features "${FEATURES:-cli,tools,mimalloc}"
 out="$root/targets/out/$triple"
 mkdir -p "$out"
-cp "$tgt/$triple/$profile/edge-runtime" "$out/edge-runtime"
-echo "$out/edge-runtime: $(stat -c %s "$out/edge-runtime") bytes ($(file -b "$out/edge-runtime" | cut -d, -f1-2))"
+cp "$tgt/$triple/$profile/edge-runtime" "$out/$name"
+echo "$out/$name: $(stat -c %s "$out/$name") bytes ($(file -b "$out/$name" | cut -d, -f1-2))"

@@ -104,9 +104,10 @@ def profiled_run(cmd, stdin_text, cpu, prefix, binary_syms, end):
     with tempfile.TemporaryDirectory() as d:
         total, out = count(cmd, stdin_text, cpu, prefix=prefix, blocks_dir=d)
         per = by_function(os.path.join(d, "blocks"), load_base(os.path.join(d, "pages")), *binary_syms, end)
-    # Equal for a single-threaded guest; a helper thread's racing (non-atomic)
-    # adds may lose a few, never more than a trace.
-    if abs(sum(per.values()) - total) > 1e-4 * total:
+    # Equal for a single-threaded guest; where a helper thread runs beside the
+    # main one, racing (non-atomic) adds lose a few, more of them on the one
+    # shared total than on the per-block counts: up to 0.04% seen.
+    if abs(sum(per.values()) - total) > 1e-3 * total:
         sys.exit(f"the blocks add up to {sum(per.values())} instructions, the counter says {total}")
     return sum(per.values()), per, out
 

@@ -32,6 +32,7 @@ mod segment;
 /// workspace's Cargo.toml: the own ops implement its internal traits).
 pub const TRACT_VERSION: &str = "0.23.9";
 
+pub use kernels::MatmulKernel;
 pub use runtime::{set_threads, Compute, EdgeClassifier, LoadOptions, Prediction};
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use bundle::{ExitPolicy, Precision};
 use clap::{ArgGroup, Parser, Subcommand};
 use edge_runtime::bench::{bench, markdown, write_report, BenchOptions, Progress};
 use edge_runtime::calibrate::{calibrate_bundle, Target};
-use edge_runtime::{set_threads, Compute, EdgeClassifier, LoadOptions, Prediction};
+use edge_runtime::{set_threads, Compute, EdgeClassifier, LoadOptions, MatmulKernel, Prediction};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -77,6 +77,12 @@ struct Cli {
     /// the bundle's max_seq_len). 1 pads only to the longest text.
     #[arg(long, global = true, default_value_t = 1, value_parser = count(8192))]
     pad_to_multiple: usize,
+    /// The matrix kernel of the products: auto = arm64simd_mmm_f32_12x8_gen on
+    /// aarch64 (fewer instructions per text than tract's pick there), tract's
+    /// own choice elsewhere; tract = tract's choice; or a kernel's name from
+    /// `--version --verbose`. Products it does not suit keep tract's choice.
+    #[arg(long, global = true, value_name = "auto|tract|NAME", default_value = "auto")]
+    matmul_kernel: MatmulKernel,
     /// Refuse the bundle unless its digest is HEX (as `inspect`, `export`,
     /// `quantize`, `calibrate` and `to-nnef` print it), before reading any
     /// text: pins the exact bundle a deployment was tested with.
@@ -238,7 +244,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let defaults = LoadOptions::default();
     let load_threads = cli.load_threads.unwrap_or(defaults.load_threads);
-    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple, lazy_plans: cli.lazy_plans, expect_digest: cli.expect_digest };
+    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple, lazy_plans: cli.lazy_plans, expect_digest: cli.expect_digest, matmul_kernel: cli.matmul_kernel };
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
             let model = EdgeClassifier::load_with_options(&bundle, load_options)?;

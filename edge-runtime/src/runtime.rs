@@ -6,7 +6,8 @@ use crate::checks::{self, Role, WeightTypes};
 pub use crate::error::RuntimeError;
 use crate::nnef_graph::{self, read_graph};
 pub use crate::segment::{cpu_has_f16_arithmetic, Compute};
-use crate::segment::{Segment, Stage};
+use crate::kernels::MatmulKernel;
+use crate::segment::{Planning, Segment, Stage};
 use crate::{fused_norm, row_softmax};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
@@ -76,7 +77,7 @@ pub fn set_threads(n: usize) -> Result<(), RuntimeError> {
 }
 
 /// How a bundle's graphs become plans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
     pub compute: Compute,
     /// LayerNormalization (and the residual Add before it) as one op
@@ -101,12 +102,14 @@ pub struct LoadOptions {
     /// [`bundle::digest`]): a deployment pins the exact bundle it tested,
     /// which no check inside a bundle can do.
     pub expect_digest: Option<Digest>,
+    /// The matrix kernel of the products ([`crate::kernels`]).
+    pub matmul_kernel: MatmulKernel,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1, lazy_plans: false, expect_digest: None }
+        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1, lazy_plans: false, expect_digest: None, matmul_kernel: MatmulKernel::Auto }
     }
 }
 
@@ -183,6 +186,7 @@ impl EdgeClassifier {
         }
         let manifest = bundle.manifest.clone();
         let compute = options.compute.resolve(manifest.precision);
+        let planning = Planning { compute, kernel: options.matmul_kernel.resolve()? };
         let tokenizer = load_tokenizer(bundle)?;
         // Graphs parse and optimize independently: on as many threads as
         // the load may use, the results kept in manifest order (so the
@@ -218,8 +222,8 @@ impl EdgeClassifier {
         let eager_exits = manifest.exits[..eager_layers].iter().flatten().count();
         let eager = if options.lazy_plans { 1 + eager_layers + eager_exits } else { typed.len() };
         let planned = in_parallel(typed.into_iter().enumerate().collect(), threads, |(i, (path, model, stage))| match i < eager {
-            true => Segment::planned(model, stage, path, compute),
-            false => Ok(Segment::deferred(model, stage, path, compute)),
+            true => Segment::planned(model, stage, path, &planning),
+            false => Ok(Segment::deferred(model, stage, path, &planning)),
         });
         let mut plans = planned.into_iter();
         let embeddings = plans.next().expect("the embeddings graph comes first")?;

@@ -67,22 +67,30 @@ pub(crate) struct Segment {
     runs: AtomicU64,
 }
 
+/// How a segment's plan is made: the float type, and the matrix kernel
+/// pinned for its products ([`crate::kernels`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Planning {
+    pub compute: Compute,
+    pub kernel: Option<String>,
+}
+
 enum State {
     Ready(TypedSimpleState),
     /// Read and checked; tract's optimization waits for the first run.
-    Pending(Box<(TypedModel, Stage, Compute)>),
+    Pending(Box<(TypedModel, Stage, Planning)>),
     /// The deferred optimization failed: every later run reports it.
     Failed(String),
 }
 
 impl Segment {
-    pub(crate) fn planned(model: TypedModel, stage: Stage, path: String, compute: Compute) -> Result<Self, RuntimeError> {
-        let state = plan(model, stage, &path, compute)?;
+    pub(crate) fn planned(model: TypedModel, stage: Stage, path: String, planning: &Planning) -> Result<Self, RuntimeError> {
+        let state = plan(model, stage, &path, planning)?;
         Ok(Self { path, state: Mutex::new(State::Ready(state)), runs: AtomicU64::new(0) })
     }
 
-    pub(crate) fn deferred(model: TypedModel, stage: Stage, path: String, compute: Compute) -> Self {
-        Self { path, state: Mutex::new(State::Pending(Box::new((model, stage, compute)))), runs: AtomicU64::new(0) }
+    pub(crate) fn deferred(model: TypedModel, stage: Stage, path: String, planning: &Planning) -> Self {
+        Self { path, state: Mutex::new(State::Pending(Box::new((model, stage, planning.clone())))), runs: AtomicU64::new(0) }
     }
 
     pub(crate) fn runs(&self) -> u64 {
@@ -103,8 +111,8 @@ impl Segment {
         let mut state = self.lock();
         if let State::Pending(_) = &*state {
             let State::Pending(pending) = std::mem::replace(&mut *state, State::Failed(String::new())) else { unreachable!() };
-            let (model, stage, compute) = *pending;
-            *state = match plan(model, stage, &self.path, compute) {
+            let (model, stage, planning) = *pending;
+            *state = match plan(model, stage, &self.path, &planning) {
                 Ok(ready) => State::Ready(ready),
                 Err(e) => State::Failed(e.to_string()),
             };
@@ -124,9 +132,9 @@ impl Segment {
 }
 
 /// An optimized plan's state, computing in f16 where asked.
-fn plan(model: TypedModel, stage: Stage, path: &str, compute: Compute) -> Result<TypedSimpleState, RuntimeError> {
+fn plan(model: TypedModel, stage: Stage, path: &str, planning: &Planning) -> Result<TypedSimpleState, RuntimeError> {
     let graph = |error| RuntimeError::Graph { path: path.to_string(), error };
-    let (mut model, stage) = match compute {
+    let (mut model, stage) = match planning.compute {
         // Every segment is translated, so hidden states pass between
         // them in f16; token ids and masks are integers and stay as they are.
         Compute::F16 => (FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(model).map_err(graph)?, Stage::Typed),
@@ -135,7 +143,7 @@ fn plan(model: TypedModel, stage: Stage, path: &str, compute: Compute) -> Result
     if stage == Stage::Typed {
         model.declutter().map_err(graph)?;
     }
-    model.optimize().map_err(graph)?;
+    crate::kernels::optimize(&mut model, planning.kernel.as_deref()).map_err(graph)?;
     // A fresh state per call would reallocate every buffer of the graph.
     model.into_runnable().and_then(|plan| TypedSimpleState::new(&plan)).map_err(graph)
 }

@@ -333,3 +333,19 @@ fn the_library_refuses_a_swapped_pair_of_files_under_a_pinned_digest() {
     assert!(e.contains(&pinned.to_string()) && e.contains("not the expected bundle"), "{e}");
     edge_runtime::EdgeClassifier::load_with_options(&fixture("tiny-bundle"), options(Some(pinned))).unwrap();
 }
+
+#[test]
+fn a_matmul_kernel_is_named_by_version_and_refused_by_name_when_this_cpu_lacks_it() {
+    let out = command().args(["--version", "--verbose"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pinned = if cfg!(target_arch = "aarch64") { edge_runtime::kernels::AARCH64_F32 } else { "tract's choice" };
+    assert!(text.lines().any(|l| l == format!("products of a plan run with (--matmul-kernel auto): {pinned}")), "{text}");
+    let b = fixture("tiny-bundle");
+    let b = b.to_str().unwrap();
+    let (ok, lines, stderr) = edge_runtime(&["classify", "--bundle", b, "--matmul-kernel", "generic_f32_4x4", "--full", "很好"], b"");
+    assert!(ok && lines.len() == 1, "{stderr}");
+    let (ok, lines, stderr) = edge_runtime(&["classify", "--bundle", b, "--matmul-kernel", "no_such_mmm_f32_1x1", "很好"], b"");
+    assert!(!ok && lines.is_empty() && stderr.contains("no_such_mmm_f32_1x1") && stderr.contains("--version --verbose"), "{stderr}");
+    let (ok, _, stderr) = edge_runtime(&["classify", "--bundle", b, "--matmul-kernel", "", "很好"], b"");
+    assert!(!ok && stderr.contains("--matmul-kernel"), "{stderr}");
+}

@@ -53,13 +53,13 @@ fn a_twin_of_stock_ops_and_one_computing_in_f16_agree_too() {
     let stock = LoadOptions { fuse_layer_norm: false, row_softmax: false, ..LoadOptions::default() };
     convert(&stock, &tmp.path().join("stock"));
     let texts = &texts()[..10];
-    let onnx = EdgeClassifier::load_with_options(&fixture("tiny-bundle"), stock).unwrap();
+    let onnx = EdgeClassifier::load_with_options(&fixture("tiny-bundle"), stock.clone()).unwrap();
     assert_eq!(logits(&onnx, texts), logits(&EdgeClassifier::load_with_options(&tmp.path().join("stock"), stock).unwrap(), texts));
     // In f16 the twin is translated and decluttered again, like the ONNX graphs.
     convert(&LoadOptions::default(), &tmp.path().join("own"));
     let f16 = LoadOptions { compute: Compute::F16, ..LoadOptions::default() };
     let (a, b) = (
-        EdgeClassifier::load_with_options(&fixture("tiny-bundle"), f16).unwrap(),
+        EdgeClassifier::load_with_options(&fixture("tiny-bundle"), f16.clone()).unwrap(),
         EdgeClassifier::load_with_options(&tmp.path().join("own"), f16).unwrap(),
     );
     for text in texts {
