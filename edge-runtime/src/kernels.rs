@@ -90,7 +90,7 @@ pub fn describe() -> String {
     let isa = native();
     let mut s = format!("target: {} {}\n", std::env::consts::ARCH, std::env::consts::OS);
     s += &format!("cpu features tract detected: {isa:?}\n");
-    let kernels: Vec<String> = runnable_for(&isa).iter().map(|k| k.name().to_string()).collect();
+    let kernels = runnable_here();
     s += &format!("matrix kernels usable here ({}):\n", kernels.len());
     for k in kernels {
         s += &format!("  {k}\n");
