@@ -21,7 +21,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from count_instructions import count  # noqa: E402
+from count_instructions import count, read_lines, runner  # noqa: E402
 
 
 def first_answer(a, cpus):
@@ -51,11 +51,6 @@ def first_answer(a, cpus):
     print("\n".join(md))
 
 
-def runner(cpu, *pre):
-    """The program under qemu as `cpu` sees it (targets/aarch64-run.sh)."""
-    return [os.path.join(HERE, "aarch64-run.sh"), "--cpu", cpu, *pre, "--"]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     for name in ("bin", "twin", "merged", "texts", "ids", "out"):
@@ -70,7 +65,7 @@ def main() -> None:
     if a.first_answer_only:
         first_answer(a, cpus)
         return
-    texts = [l for l in open(a.texts, encoding="utf-8").read().splitlines() if l.strip()][: a.n]
+    texts = read_lines(a.texts, a.n)
     n = len(texts)
     layers = json.load(open(os.path.join(a.twin, "manifest.json")))["num_layers"]
     results = []

@@ -40,6 +40,17 @@ def counter():
     return qemu, plugin
 
 
+def runner(cpu, *pre):
+    """What launches a program under qemu as `cpu` sees it, /proc/cpuinfo included
+    (targets/aarch64-run.sh; `pre`: its own options, e.g. --python)."""
+    return [os.path.join(ROOT, "targets", "aarch64-run.sh"), "--cpu", cpu, *pre, "--"]
+
+
+def read_lines(path, n=None):
+    """The first `n` non-blank lines of a text file (all without `n`)."""
+    return [l for l in open(path, encoding="utf-8").read().splitlines() if l.strip()][:n]
+
+
 def count(cmd, stdin_text, cpu, prefix=None, env=None, blocks_dir=None):
     """Guest instructions `cmd` executes under qemu-aarch64 (as `cpu`), and its stdout.
     `prefix`: what launches the program under qemu (default: the plugin-capable
@@ -78,14 +89,14 @@ def main():
     ap.add_argument("--runtime-flag", action="append", default=[],
                     help="a global edge-runtime flag, e.g. --runtime-flag=--no-fused-norm (repeatable)")
     a = ap.parse_args()
-    texts = [l for l in open(a.texts, encoding="utf-8").read().splitlines() if l.strip()][: a.n]
+    texts = read_lines(a.texts, a.n)
     layers = json.load(open(os.path.join(a.bundle, "manifest.json")))["num_layers"]
     policies = [] if a.full_only else [("--exit-layer", str(k)) for k in range(1, layers)]
     policies.append(("--full",))
     # One thread for the load too: the plugin's counter is not atomic.
     run = [a.bin, "--load-threads", "1", "--compute", a.compute, *a.runtime_flag, "classify", "--bundle", a.bundle]
     # The program sees the emulated core's /proc/cpuinfo, as on the board (tract reads it).
-    prefix = [os.path.join(ROOT, "targets", "aarch64-run.sh"), "--cpu", a.qemu_cpu, "--"]
+    prefix = runner(a.qemu_cpu)
     base, _ = count(run, "", a.qemu_cpu, prefix=prefix)
     rows = []
     for pol in policies:

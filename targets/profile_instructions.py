@@ -27,7 +27,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from count_instructions import ROOT, count  # noqa: E402
+from count_instructions import ROOT, count, read_lines, runner  # noqa: E402
 
 OUTSIDE = "(outside the program: libc, the loader)"
 # What a function does, from its (demangled) name; the first match wins.
@@ -100,6 +100,14 @@ def group_of(name):
     return "other"
 
 
+def by_group(per_function):
+    """Instructions per group (GROUPS) from instructions per function."""
+    groups = collections.Counter()
+    for name, n in per_function.items():
+        groups[group_of(name)] += n
+    return groups
+
+
 def profiled_run(cmd, stdin_text, cpu, prefix, binary_syms, end):
     with tempfile.TemporaryDirectory() as d:
         total, out = count(cmd, stdin_text, cpu, prefix=prefix, blocks_dir=d)
@@ -154,10 +162,10 @@ def main():
     ap.add_argument("--runtime-flag", action="append", default=[], help="a global edge-runtime flag (repeatable)")
     ap.add_argument("--top", type=int, default=30, help="functions in the Markdown table (default 30)")
     a = ap.parse_args()
-    texts = [l for l in open(a.texts, encoding="utf-8").read().splitlines() if l.strip()][: a.n]
+    texts = read_lines(a.texts, a.n)
     if not texts:
         sys.exit(f"{a.texts}: no texts")
-    prefix = [os.path.join(ROOT, "targets", "aarch64-run.sh"), "--cpu", a.qemu_cpu, "--"]
+    prefix = runner(a.qemu_cpu)
     check_attribution(a.qemu_cpu, prefix)
     syms = symbols(a.bin)
     size = subprocess.run([os.environ.get("SIZE", "aarch64-linux-gnu-size"), "-A", a.bin], capture_output=True, text=True)
@@ -170,12 +178,7 @@ def main():
     n = len(texts)
     per_text = {k: (texts_run[k] - load.get(k, 0)) / n for k in texts_run}
     per_text_total = (total - load_total) / n
-    groups = collections.Counter()
-    for k, v in per_text.items():
-        groups[group_of(k)] += v
-    load_groups = collections.Counter()
-    for k, v in load.items():
-        load_groups[group_of(k)] += v
+    groups, load_groups = by_group(per_text), by_group(load)
     os.makedirs(a.out, exist_ok=True)
     funcs = sorted(per_text.items(), key=lambda kv: -kv[1])
     report = {"bin": a.bin, "bundle": a.bundle, "qemu_cpu": a.qemu_cpu, "policy": a.policy, "runtime_flags": a.runtime_flag,
