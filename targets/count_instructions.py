@@ -84,7 +84,7 @@ def main():
     ap.add_argument("texts")
     ap.add_argument("--n", type=int, default=5)
     ap.add_argument("--qemu-cpu", default="cortex-a72", choices=["cortex-a72", "cortex-a76"])
-    ap.add_argument("--compute", default="auto", choices=["auto", "f32", "f16"])
+    ap.add_argument("--compute", default="auto", choices=["auto", "f32", "f16", "f16-products", "mixed-f16"])
     ap.add_argument("--full-only", action="store_true", help="count full depth only")
     ap.add_argument("--runtime-flag", action="append", default=[],
                     help="a global edge-runtime flag, e.g. --runtime-flag=--no-fused-norm (repeatable)")

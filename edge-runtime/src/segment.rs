@@ -17,6 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use tract_nnef::prelude::*;
 use tract_nnef::tract_core::floats::FloatPrecisionTranslator;
 use tract_nnef::tract_core::model::TypedSimpleState;
+use tract_nnef::tract_core::ops::einsum::EinSum;
 use tract_nnef::tract_core::transform::ModelTransform;
 
 /// The float type the graphs compute in.
@@ -30,6 +31,27 @@ pub enum Compute {
     /// Every float op in f16 (tract's f32→f16 translation). Emulated, hence
     /// slow, on CPUs without f16 arithmetic: for checking accuracy there.
     F16,
+    /// Only the matrix products in f16 (tract's f16 kernels); every other op
+    /// in f32, behind casts. (As in every f16 mode, the hidden states between
+    /// segments are f16: tract's translation always translates a graph's
+    /// inputs and outputs.)
+    #[serde(rename = "f16-products")]
+    F16Products,
+    /// f16 but for the ops whose accuracy needs f32: layer norm, softmax,
+    /// GELU and reductions run in f32 behind casts; the products and the
+    /// reshapes, transposes and adds between them run in f16, so a product's
+    /// output reaches the next product without a round trip through f32.
+    #[serde(rename = "mixed-f16")]
+    MixedF16,
+}
+
+/// The ops [`Compute::MixedF16`] keeps in f32, by tract op name (the runtime's
+/// own layer norm and row softmax, and tract's stock forms).
+const KEPT_F32: &[&str] = &["FusedAddLayerNorm", "FusedLayerNorm", "RowSoftmax", "Softmax", "GeluExact", "RmsNorm"];
+
+fn kept_f32(node: &TypedNode) -> bool {
+    let name = node.op.name();
+    KEPT_F32.contains(&name.as_ref()) || name.starts_with("Reduce")
 }
 
 impl Compute {
@@ -138,6 +160,16 @@ fn plan(model: TypedModel, stage: Stage, path: &str, planning: &Planning) -> Res
         // Every segment is translated, so hidden states pass between
         // them in f16; token ids and masks are integers and stay as they are.
         Compute::F16 => (FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(model).map_err(graph)?, Stage::Typed),
+        // Each product's inputs are cast to f16 and its output back to f32;
+        // the casts of constant weights fold away when the plan is optimized.
+        Compute::F16Products => {
+            let products_only = FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), |node| node.op_is::<EinSum>());
+            (products_only.transform_into(model).map_err(graph)?, Stage::Typed)
+        }
+        Compute::MixedF16 => {
+            let mixed = FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), |node| !kept_f32(node));
+            (mixed.transform_into(model).map_err(graph)?, Stage::Typed)
+        }
         _ => (model, stage),
     };
     if stage == Stage::Typed {
