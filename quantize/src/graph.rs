@@ -4,7 +4,8 @@
 //! - int8, `dynamic-u8`: `MatMul(x, W)` → `DynamicQuantizeLinear(x)` →
 //!   `MatMulInteger(xq, Wq, xzp, 0)` → `Cast` → `· (xs · s)`: ONNX's standard dynamic form.
 //! - int8, `dynamic-i8`: x quantized symmetric int8 per token (`max|x|/127`) →
-//!   `MatMulInteger(xq, Wq)` (i8 × i8) → `Cast` → `· xs · s`.
+//!   `MatMulInteger(xq, Wq)` (i8 × i8) → `Cast` → `· xs · s`; x is quantized once
+//!   for all the products that read it (Q, K and V share one).
 //! - int8 embedding tables (both forms): `Gather(E, ids)` → `Cast(Gather(Eq, ids)) · Gather(s, ids)`,
 //!   so the table stays int8 in memory too.
 //! - int8, other large tables (position embeddings): per-row int8 + `DequantizeLinear`.
@@ -148,6 +149,47 @@ fn quantize_columns(w: &[f32], rows: usize, cols: usize) -> Result<(QuantizedMat
 
 /// Rewrites `model` (graph file `graph`) in place; `keep(tensor)` says which
 /// weights stay f32. Returns one report per weight considered.
+/// The `dynamic-i8` activations: each activation tensor quantized once, however
+/// many products read it (a layer's Q, K and V projections share their input,
+/// so quantizing per product did that work three times).
+#[derive(Default)]
+struct PerTokenInt8 {
+    /// Activation name → (its int8 values, its per-token scales).
+    done: HashMap<String, (String, String)>,
+    constants: bool,
+}
+
+impl PerTokenInt8 {
+    /// The names of `x` as int8 and of its scales, wiring their nodes the first
+    /// time `x` is asked for: s_x = max|x| / 127 per token (row of the last
+    /// axis), so a text's result does not depend on the others in its batch.
+    fn quantized(&mut self, x: &str, nodes: &mut Vec<NodeProto>, inits: &mut Vec<TensorProto>) -> (String, String) {
+        if let Some(names) = self.done.get(x) {
+            return names.clone();
+        }
+        let (c127, eps, lo, hi, axes) = ("per_token.c127", "per_token.eps", "per_token.lo", "per_token.hi", "per_token.axes");
+        if !std::mem::replace(&mut self.constants, true) {
+            inits.push(f32_tensor(c127, &[], &[127.0]));
+            inits.push(f32_tensor(eps, &[], &[1e-12]));
+            inits.push(f32_tensor(lo, &[], &[-127.0]));
+            inits.push(f32_tensor(hi, &[], &[127.0]));
+            inits.push(TensorProto { name: axes.into(), dims: vec![1], data_type: DataType::Int64 as i32, int64_data: vec![-1], ..Default::default() });
+        }
+        let p = |s: &str| format!("{x}.per_token.{s}");
+        nodes.push(node("Abs", &p("abs"), &[x], &[&p("abs")], vec![]));
+        nodes.push(node("ReduceMax", &p("absmax"), &[&p("abs"), axes], &[&p("absmax")], vec![attr_int("keepdims", 1)]));
+        nodes.push(node("Div", &p("sx0"), &[&p("absmax"), c127], &[&p("sx0")], vec![]));
+        nodes.push(node("Add", &p("sx"), &[&p("sx0"), eps], &[&p("sx")], vec![]));
+        nodes.push(node("Div", &p("scaled"), &[x, &p("sx")], &[&p("xs")], vec![]));
+        nodes.push(node("Round", &p("round"), &[&p("xs")], &[&p("xr")], vec![]));
+        nodes.push(node("Clip", &p("clip"), &[&p("xr"), lo, hi], &[&p("xc")], vec![]));
+        nodes.push(node("Cast", &p("to_i8"), &[&p("xc")], &[&p("xq")], vec![attr_int("to", DataType::Int8 as i64)]));
+        let names = (p("xq"), p("sx"));
+        self.done.insert(x.to_string(), names.clone());
+        names
+    }
+}
+
 pub fn quantize_model(
     model: &mut ModelProto,
     graph: &str,
@@ -205,6 +247,7 @@ pub fn quantize_model(
     }
 
     let Target::Int8 { form } = target else { unreachable!() };
+    let mut per_token = PerTokenInt8::default();
     for n in std::mem::take(&mut g.node) {
         let weight_idx = match n.op_type.as_str() {
             "MatMul" => 1,
@@ -274,28 +317,13 @@ pub fn quantize_model(
                 nodes.push(node("Mul", &format!("{}.dequantize", n.name), &[&accf, &scale], &[&out], vec![]));
             }
             Int8Form::DynamicI8 => {
-                // s_x = max|x| / 127 per token (row of the last axis), so a text's
-                // result does not depend on the others in its batch.
                 new_inits.push(f32_tensor(&s_name, &[cols], &q.scales));
-                let p = |s: &str| format!("{out}.{s}");
-                let (c127, eps, lo, hi, axes) = (p("c127"), p("eps"), p("lo"), p("hi"), p("axes"));
-                new_inits.push(f32_tensor(&c127, &[], &[127.0]));
-                new_inits.push(f32_tensor(&eps, &[], &[1e-12]));
-                new_inits.push(f32_tensor(&lo, &[], &[-127.0]));
-                new_inits.push(f32_tensor(&hi, &[], &[127.0]));
-                new_inits.push(TensorProto { name: axes.clone(), dims: vec![1], data_type: DataType::Int64 as i32, int64_data: vec![-1], ..Default::default() });
+                let (xq, sx) = per_token.quantized(&x, &mut nodes, &mut new_inits);
                 let nn = |s: &str| format!("{}.{s}", n.name);
-                nodes.push(node("Abs", &nn("abs"), &[&x], &[&p("abs")], vec![]));
-                nodes.push(node("ReduceMax", &nn("absmax"), &[&p("abs"), &axes], &[&p("absmax")], vec![attr_int("keepdims", 1)]));
-                nodes.push(node("Div", &nn("sx"), &[&p("absmax"), &c127], &[&p("sx0")], vec![]));
-                nodes.push(node("Add", &nn("sx_eps"), &[&p("sx0"), &eps], &[&p("sx")], vec![]));
-                nodes.push(node("Div", &nn("scaled"), &[&x, &p("sx")], &[&p("xs")], vec![]));
-                nodes.push(node("Round", &nn("round"), &[&p("xs")], &[&p("xr")], vec![]));
-                nodes.push(node("Clip", &nn("clip"), &[&p("xr"), &lo, &hi], &[&p("xc")], vec![]));
-                nodes.push(node("Cast", &nn("to_i8"), &[&p("xc")], &[&p("xq")], vec![attr_int("to", DataType::Int8 as i64)]));
-                nodes.push(node("MatMulInteger", &nn("integer"), &[&p("xq"), &q_name], &[&p("i32")], vec![]));
+                let p = |s: &str| format!("{out}.{s}");
+                nodes.push(node("MatMulInteger", &nn("integer"), &[&xq, &q_name], &[&p("i32")], vec![]));
                 nodes.push(node("Cast", &nn("cast"), &[&p("i32")], &[&p("f32")], vec![attr_int("to", DataType::Float as i64)]));
-                nodes.push(node("Mul", &nn("scale_x"), &[&p("f32"), &p("sx")], &[&p("fx")], vec![]));
+                nodes.push(node("Mul", &nn("scale_x"), &[&p("f32"), &sx], &[&p("fx")], vec![]));
                 nodes.push(node("Mul", &nn("dequantize"), &[&p("fx"), &s_name], &[&out], vec![]));
             }
         }

@@ -211,3 +211,21 @@ fn a_kill_at_any_point_leaves_the_old_or_the_new_bundle_whole() {
     assert_eq!(entries(tmp.path()), ["out"]);
     eprintln!("precisions found at OUT after the kills: {seen:?}");
 }
+
+#[test]
+fn dynamic_i8_quantizes_each_activation_once_for_all_its_products() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("int8");
+    quantize_bundle(&fixture("tiny-bundle"), &out, &options(Target::Int8 { form: Int8Form::DynamicI8 })).unwrap();
+    let graph = ModelProto::decode(std::fs::read(out.join("layer_00.onnx")).unwrap().as_slice()).unwrap().graph.unwrap();
+    let of = |op: &str| graph.node.iter().filter(|n| n.op_type == op).collect::<Vec<_>>();
+    let products = of("MatMulInteger");
+    let mut inputs: Vec<&str> = products.iter().map(|n| n.input[0].as_str()).collect();
+    inputs.sort();
+    inputs.dedup();
+    // A layer: Q, K and V read one activation; the attention output, the FFN's
+    // input and output one each.
+    assert_eq!((products.len(), inputs.len()), (6, 4), "{inputs:?}");
+    assert_eq!(of("ReduceMax").len(), inputs.len(), "one per-token scale per activation");
+    assert_eq!(of("Round").len(), inputs.len());
+}
