@@ -14,6 +14,7 @@ pub mod calibrate;
 pub mod checks;
 mod error;
 pub mod fused_norm;
+pub mod half_cast;
 pub mod kernels;
 pub mod nnef;
 mod nnef_graph;

@@ -160,20 +160,31 @@ fn plan(model: TypedModel, stage: Stage, path: &str, planning: &Planning) -> Res
         // Every segment is translated, so hidden states pass between
         // them in f16; token ids and masks are integers and stay as they are.
         Compute::F16 => (FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type()).transform_into(model).map_err(graph)?, Stage::Typed),
-        // Each product's inputs are cast to f16 and its output back to f32;
-        // the casts of constant weights fold away when the plan is optimized.
-        Compute::F16Products => {
-            let products_only = FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), |node| node.op_is::<EinSum>());
-            (products_only.transform_into(model).map_err(graph)?, Stage::Typed)
-        }
-        Compute::MixedF16 => {
-            let mixed = FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), |node| !kept_f32(node));
-            (mixed.transform_into(model).map_err(graph)?, Stage::Typed)
+        // Each filtered op's inputs are cast to f16 and its output back to
+        // f32 where an f32 op reads it; the casts of constant weights fold
+        // away when the plan is decluttered. The filters name ops as
+        // decluttering leaves them (an ONNX graph's erf GELU becomes one
+        // GeluExact there), so a graph not yet decluttered is decluttered first.
+        Compute::F16Products | Compute::MixedF16 => {
+            let mut model = model;
+            if stage == Stage::Typed {
+                model.declutter().map_err(graph)?;
+            }
+            let translator = if planning.compute == Compute::F16Products {
+                FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), |node| node.op_is::<EinSum>())
+            } else {
+                FloatPrecisionTranslator::with_filter(f32::datum_type(), f16::datum_type(), |node| !kept_f32(node))
+            };
+            (translator.transform_into(model).map_err(graph)?, Stage::Typed)
         }
         _ => (model, stage),
     };
     if stage == Stage::Typed {
         model.declutter().map_err(graph)?;
+    }
+    if planning.compute != Compute::F32 {
+        // The casts the f16 translation wired (the weights' ones folded above).
+        crate::half_cast::use_half_casts(&mut model).map_err(graph)?;
     }
     crate::kernels::optimize(&mut model, planning.kernel.as_deref()).map_err(graph)?;
     // A fresh state per call would reallocate every buffer of the graph.
