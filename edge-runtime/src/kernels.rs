@@ -16,12 +16,19 @@
 //! aarch64. Elsewhere tract's choice stands: on x86 its symbolic pick was the
 //! faster one (docs/results/runtime-speed.md).
 //!
+//! In the f16 compute modes every product is f16, and tract's symbolic pick is
+//! `arm64fp16_mmm_f16_64x3_gen`; `arm64fp16_mmm_f16_16x8_gen` took 0.87–0.91x
+//! its instructions per text on a Cortex-A76 (docs/results/quantize.md,
+//! "Compute modes on a Pi 5 core"), so there `Auto` picks that one where the
+//! CPU has f16 arithmetic.
+//!
 //! The choice reaches tract through the vendored tract-core's
 //! `TRACT_MMM_KERNEL_SYMBOLIC_N` knob (vendor/README.md), scoped to the
 //! runtime's own optimizations. A product the named kernel does not suit
-//! (another type: f16 compute, int8 products) keeps tract's choice.
+//! (another type, int8 products) keeps tract's choice.
 
 use crate::error::RuntimeError;
+use crate::segment::Compute;
 use tract_linalg::isa::native;
 use tract_linalg::mmm_routines::runnable_for;
 use tract_nnef::tract_core::knobs::KnobScope;
@@ -29,11 +36,14 @@ use tract_nnef::prelude::*;
 
 /// The f32 kernel `Auto` pins on aarch64.
 pub const AARCH64_F32: &str = "arm64simd_mmm_f32_12x8_gen";
+/// The f16 kernel `Auto` pins on aarch64 with f16 arithmetic, for the f16 compute modes.
+pub const AARCH64_F16: &str = "arm64fp16_mmm_f16_16x8_gen";
 
 /// The kernel for the products whose length is symbolic (all of a plan's).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// [`AARCH64_F32`] on aarch64, tract's own choice elsewhere.
+    /// [`AARCH64_F32`] on aarch64 ([`AARCH64_F16`] when computing in f16
+    /// where the CPU can), tract's own choice elsewhere.
     #[default]
     Auto,
     /// tract's own choice.
@@ -56,9 +66,12 @@ impl std::str::FromStr for MatmulKernel {
 }
 
 impl MatmulKernel {
-    /// The kernel to pin on this CPU, if any; an error for a name tract cannot run here.
-    pub fn resolve(&self) -> Result<Option<String>, RuntimeError> {
+    /// The kernel to pin on this CPU for plans computing in `compute` (as
+    /// resolved for the bundle), if any; an error for a name tract cannot run here.
+    pub fn resolve(&self, compute: Compute) -> Result<Option<String>, RuntimeError> {
+        let f16 = matches!(compute, Compute::F16 | Compute::F16Products | Compute::MixedF16);
         let name = match self {
+            Self::Auto if cfg!(target_arch = "aarch64") && f16 && runnable_here().iter().any(|k| k == AARCH64_F16) => AARCH64_F16,
             Self::Auto if cfg!(target_arch = "aarch64") => AARCH64_F32,
             Self::Auto | Self::Tract => return Ok(None),
             Self::Named(name) => name,
@@ -95,8 +108,10 @@ pub fn describe() -> String {
     for k in kernels {
         s += &format!("  {k}\n");
     }
-    let pinned = MatmulKernel::Auto.resolve().ok().flatten();
-    s += &format!("products of a plan run with (--matmul-kernel auto): {}\n", pinned.as_deref().unwrap_or("tract's choice"));
+    for (compute, what) in [(Compute::F32, "f32"), (Compute::MixedF16, "f16 modes")] {
+        let pinned = MatmulKernel::Auto.resolve(compute).ok().flatten();
+        s += &format!("products of a plan run with (--matmul-kernel auto), {what}: {}\n", pinned.as_deref().unwrap_or("tract's choice"));
+    }
     s
 }
 
@@ -113,23 +128,33 @@ mod tests {
     }
 
     #[test]
-    fn auto_pins_the_12x8_kernel_on_aarch64_only() {
-        let auto = MatmulKernel::Auto.resolve().unwrap();
+    fn auto_pins_the_12x8_kernel_on_aarch64_only_and_16x8_for_f16_where_the_cpu_has_it() {
+        let auto = MatmulKernel::Auto.resolve(Compute::F32).unwrap();
+        let f16_cpu = runnable_here().iter().any(|k| k == AARCH64_F16);
+        for mode in [Compute::F16, Compute::F16Products, Compute::MixedF16] {
+            let f16 = MatmulKernel::Auto.resolve(mode).unwrap();
+            if cfg!(target_arch = "aarch64") {
+                assert_eq!(f16.as_deref(), Some(if f16_cpu { AARCH64_F16 } else { AARCH64_F32 }), "{mode:?}");
+            } else {
+                assert_eq!(f16, None, "{mode:?}");
+            }
+            assert_eq!(MatmulKernel::Tract.resolve(mode).unwrap(), None);
+        }
         if cfg!(target_arch = "aarch64") {
             assert_eq!(auto.as_deref(), Some(AARCH64_F32));
         } else {
             assert_eq!(auto, None);
         }
-        assert_eq!(MatmulKernel::Tract.resolve().unwrap(), None);
+        assert_eq!(MatmulKernel::Tract.resolve(Compute::F32).unwrap(), None);
     }
 
     #[test]
     fn a_kernel_this_cpu_cannot_run_is_refused_by_name() {
-        let error = MatmulKernel::Named("no_such_mmm_f32_1x1".into()).resolve().unwrap_err().to_string();
+        let error = MatmulKernel::Named("no_such_mmm_f32_1x1".into()).resolve(Compute::F32).unwrap_err().to_string();
         assert!(error.contains("no_such_mmm_f32_1x1") && error.contains("--version --verbose"), "{error}");
         // Every kernel listed as runnable is accepted.
         for name in runnable_here() {
-            assert_eq!(MatmulKernel::Named(name.clone()).resolve().unwrap(), Some(name));
+            assert_eq!(MatmulKernel::Named(name.clone()).resolve(Compute::F32).unwrap(), Some(name));
         }
     }
 }

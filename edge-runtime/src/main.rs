@@ -78,9 +78,11 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 1, value_parser = count(8192))]
     pad_to_multiple: usize,
     /// The matrix kernel of the products: auto = arm64simd_mmm_f32_12x8_gen on
-    /// aarch64 (fewer instructions per text than tract's pick there), tract's
-    /// own choice elsewhere; tract = tract's choice; or a kernel's name from
-    /// `--version --verbose`. Products it does not suit keep tract's choice.
+    /// aarch64 (fewer instructions per text than tract's pick there;
+    /// arm64fp16_mmm_f16_16x8_gen in the f16 modes where the CPU has f16
+    /// arithmetic), tract's own choice elsewhere; tract = tract's choice; or a
+    /// kernel's name from `--version --verbose`. Products it does not suit
+    /// keep tract's choice.
     #[arg(long, global = true, value_name = "auto|tract|NAME", default_value = "auto")]
     matmul_kernel: MatmulKernel,
     /// Refuse the bundle unless its digest is HEX (as `inspect`, `export`,

@@ -339,7 +339,14 @@ fn a_matmul_kernel_is_named_by_version_and_refused_by_name_when_this_cpu_lacks_i
     let out = command().args(["--version", "--verbose"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let pinned = if cfg!(target_arch = "aarch64") { edge_runtime::kernels::AARCH64_F32 } else { "tract's choice" };
-    assert!(text.lines().any(|l| l == format!("products of a plan run with (--matmul-kernel auto): {pinned}")), "{text}");
+    assert!(text.lines().any(|l| l == format!("products of a plan run with (--matmul-kernel auto), f32: {pinned}")), "{text}");
+    let f16_cpu = edge_runtime::kernels::runnable_here().iter().any(|k| k == edge_runtime::kernels::AARCH64_F16);
+    let pinned_f16 = match (cfg!(target_arch = "aarch64"), f16_cpu) {
+        (true, true) => edge_runtime::kernels::AARCH64_F16,
+        (true, false) => edge_runtime::kernels::AARCH64_F32,
+        _ => "tract's choice",
+    };
+    assert!(text.lines().any(|l| l == format!("products of a plan run with (--matmul-kernel auto), f16 modes: {pinned_f16}")), "{text}");
     let b = fixture("tiny-bundle");
     let b = b.to_str().unwrap();
     let (ok, lines, stderr) = edge_runtime(&["classify", "--bundle", b, "--matmul-kernel", "generic_f32_4x4", "--full", "很好"], b"");
