@@ -28,7 +28,6 @@
 //! (another type, int8 products) keeps tract's choice.
 
 use crate::error::RuntimeError;
-use crate::segment::Compute;
 use tract_linalg::isa::native;
 use tract_linalg::mmm_routines::runnable_for;
 use tract_nnef::tract_core::knobs::KnobScope;
@@ -66,10 +65,10 @@ impl std::str::FromStr for MatmulKernel {
 }
 
 impl MatmulKernel {
-    /// The kernel to pin on this CPU for plans computing in `compute` (as
-    /// resolved for the bundle), if any; an error for a name tract cannot run here.
-    pub fn resolve(&self, compute: Compute) -> Result<Option<String>, RuntimeError> {
-        let f16 = matches!(compute, Compute::F16 | Compute::F16Products | Compute::MixedF16);
+    /// The kernel to pin on this CPU, if any, for plans whose products are
+    /// f16 (`f16`: [`crate::Compute::products_in_f16`]) or f32; an error for a
+    /// name tract cannot run here.
+    pub fn resolve(&self, f16: bool) -> Result<Option<String>, RuntimeError> {
         let name = match self {
             Self::Auto if cfg!(target_arch = "aarch64") && f16 && runnable_here().iter().any(|k| k == AARCH64_F16) => AARCH64_F16,
             Self::Auto if cfg!(target_arch = "aarch64") => AARCH64_F32,
@@ -108,8 +107,8 @@ pub fn describe() -> String {
     for k in kernels {
         s += &format!("  {k}\n");
     }
-    for (compute, what) in [(Compute::F32, "f32"), (Compute::MixedF16, "f16 modes")] {
-        let pinned = MatmulKernel::Auto.resolve(compute).ok().flatten();
+    for (f16, what) in [(false, "f32"), (true, "f16 modes")] {
+        let pinned = MatmulKernel::Auto.resolve(f16).ok().flatten();
         s += &format!("products of a plan run with (--matmul-kernel auto), {what}: {}\n", pinned.as_deref().unwrap_or("tract's choice"));
     }
     s
@@ -129,32 +128,26 @@ mod tests {
 
     #[test]
     fn auto_pins_the_12x8_kernel_on_aarch64_only_and_16x8_for_f16_where_the_cpu_has_it() {
-        let auto = MatmulKernel::Auto.resolve(Compute::F32).unwrap();
+        let auto = MatmulKernel::Auto.resolve(false).unwrap();
         let f16_cpu = runnable_here().iter().any(|k| k == AARCH64_F16);
-        for mode in [Compute::F16, Compute::F16Products, Compute::MixedF16] {
-            let f16 = MatmulKernel::Auto.resolve(mode).unwrap();
-            if cfg!(target_arch = "aarch64") {
-                assert_eq!(f16.as_deref(), Some(if f16_cpu { AARCH64_F16 } else { AARCH64_F32 }), "{mode:?}");
-            } else {
-                assert_eq!(f16, None, "{mode:?}");
-            }
-            assert_eq!(MatmulKernel::Tract.resolve(mode).unwrap(), None);
-        }
+        let f16 = MatmulKernel::Auto.resolve(true).unwrap();
         if cfg!(target_arch = "aarch64") {
             assert_eq!(auto.as_deref(), Some(AARCH64_F32));
+            assert_eq!(f16.as_deref(), Some(if f16_cpu { AARCH64_F16 } else { AARCH64_F32 }));
         } else {
-            assert_eq!(auto, None);
+            assert_eq!((auto, f16), (None, None));
         }
-        assert_eq!(MatmulKernel::Tract.resolve(Compute::F32).unwrap(), None);
+        assert_eq!(MatmulKernel::Tract.resolve(false).unwrap(), None);
+        assert_eq!(MatmulKernel::Tract.resolve(true).unwrap(), None);
     }
 
     #[test]
     fn a_kernel_this_cpu_cannot_run_is_refused_by_name() {
-        let error = MatmulKernel::Named("no_such_mmm_f32_1x1".into()).resolve(Compute::F32).unwrap_err().to_string();
+        let error = MatmulKernel::Named("no_such_mmm_f32_1x1".into()).resolve(false).unwrap_err().to_string();
         assert!(error.contains("no_such_mmm_f32_1x1") && error.contains("--version --verbose"), "{error}");
         // Every kernel listed as runnable is accepted.
         for name in runnable_here() {
-            assert_eq!(MatmulKernel::Named(name.clone()).resolve(Compute::F32).unwrap(), Some(name));
+            assert_eq!(MatmulKernel::Named(name.clone()).resolve(false).unwrap(), Some(name));
         }
     }
 }

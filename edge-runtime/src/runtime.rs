@@ -186,7 +186,7 @@ impl EdgeClassifier {
         }
         let manifest = bundle.manifest.clone();
         let compute = options.compute.resolve(manifest.precision);
-        let planning = Planning { compute, kernel: options.matmul_kernel.resolve(compute)? };
+        let planning = Planning { compute, kernel: options.matmul_kernel.resolve(compute.products_in_f16())? };
         let tokenizer = load_tokenizer(bundle)?;
         // Graphs parse and optimize independently: on as many threads as
         // the load may use, the results kept in manifest order (so the

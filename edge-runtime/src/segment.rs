@@ -55,6 +55,11 @@ fn kept_f32(node: &TypedNode) -> bool {
 }
 
 impl Compute {
+    /// Whether the matrix products run in f16 (every mode but f32 and auto).
+    pub fn products_in_f16(self) -> bool {
+        matches!(self, Compute::F16 | Compute::F16Products | Compute::MixedF16)
+    }
+
     /// What `self` means for a bundle of `precision` on this CPU.
     pub fn resolve(self, precision: Precision) -> Compute {
         match self {
