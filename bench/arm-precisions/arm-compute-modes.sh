@@ -13,7 +13,9 @@
 # COUNT_N texts are counted (default 102), every EVERY-th of TEST.jsonl
 # (default 17). Runs the board binary (targets/build.sh aarch64) on the
 # bundle's NNEF twin; writes OUT_DIR/summary.{json,md} (arm_compute_modes.py).
-# NO_ACCURACY="f16 ..." counts those modes without emulating the whole split.
+# MODES="f32 mixed-f16" picks the modes (the first is the reference; default
+# all four); NO_ACCURACY="f16 ..." counts those modes without emulating the
+# whole split (qemu emulates f16 arithmetic in software: hours per mode).
 . "$(dirname "$0")/../common/preamble.sh"
 usage="usage: bench/arm-precisions/arm-compute-modes.sh F32_BUNDLE TEST.jsonl OUT_DIR [COUNT_N] [EVERY]"
 bundle="${1:?$usage}"; data="${2:?$usage}"; out="${3:?$usage}"; n="${4:-102}"; every="${5:-17}"
@@ -25,4 +27,5 @@ board="${BOARD_BIN:-$root/targets/out/aarch64-unknown-linux-gnu/edge-runtime}"
 mkdir -p "$out"
 [ -f "$out/twin/manifest.json" ] || "$E" to-nnef --bundle "$bundle" --out "$out/twin"
 python3 "$here/arm_compute_modes.py" "$board" "$out/twin" "$data" "$out" --count-n "$n" --every "$every" \
+  $(for m in ${MODES:-}; do printf -- '--compute %s ' "$m"; done) \
   $(for m in ${NO_ACCURACY:-}; do printf -- '--no-accuracy %s ' "$m"; done) | tee "$out/run.log"
