@@ -187,7 +187,7 @@ fn plan(model: TypedModel, stage: Stage, path: &str, planning: &Planning) -> Res
     if stage == Stage::Typed {
         model.declutter().map_err(graph)?;
     }
-    if planning.compute != Compute::F32 {
+    if planning.compute.products_in_f16() {
         // The casts the f16 translation wired (the weights' ones folded above).
         crate::half_cast::use_half_casts(&mut model).map_err(graph)?;
     }
