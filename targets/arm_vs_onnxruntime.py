@@ -23,7 +23,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from count_instructions import count, read_lines, runner  # noqa: E402
+from count_instructions import bundle_policy, count, read_lines, runner  # noqa: E402
 
 
 def first_answer(a, cpus):
@@ -69,13 +69,6 @@ def exit_layers(spec, layers):
     return ks
 
 
-def describe(policy):
-    """A manifest's policy as the runtime names it: `entropy 0.94`, `patience 2`, `layer 3`."""
-    kind = policy["policy"]
-    args = [str(v) for k, v in policy.items() if k != "policy"]
-    return " ".join([kind, *args])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     for name in ("bin", "twin", "merged", "texts", "ids", "out"):
@@ -97,8 +90,8 @@ def main() -> None:
     layers = manifest["num_layers"]
     policies = [("--exit-layer", str(k)) for k in exit_layers(a.exit_layers, layers)] + [("--full",)]
     full_at = len(policies) - 1  # index of --full in each core's rows
-    default = manifest.get("default_policy", {"policy": "full"})
-    if default.get("policy") != "full":
+    default = bundle_policy(a.twin)
+    if default:
         policies.append(())  # no flag: the bundle's own (calibrated) policy
     results = []
     for cpu in cpus:
@@ -112,7 +105,7 @@ def main() -> None:
         for pol in policies:
             total, out = count([*ours_cmd, *pol], "\n".join(texts) + "\n", cpu, prefix=ours_prefix)
             exits = [json.loads(l)["exit_layer"] for l in out.splitlines()]
-            name = " ".join(pol) or "the bundle's policy: " + describe(default)
+            name = " ".join(pol) or "the bundle's policy: " + default
             ours.append({"policy": name, "mean_exit_layer": sum(exits) / len(exits), "per_text": (total - load) / n})
             print(json.dumps({"cpu": cpu, "ours": ours[-1]}), flush=True)
         ort_cmd = [os.path.join(HERE, "ort_count_run.py"), a.merged, a.ids, "--stop-after"]
@@ -124,7 +117,7 @@ def main() -> None:
                "texts": json.loads(out.splitlines()[-1])["texts"]}
         print(json.dumps({"cpu": cpu, "onnxruntime": ort}), flush=True)
         results.append({"cpu": cpu, "ours_load": load, "ours": ours, "onnxruntime": ort})
-    summary = {"default_policy": default, "bin": a.bin, "twin": a.twin, "merged": a.merged, "texts": n, "results": results}
+    summary = {"default_policy": manifest.get("default_policy", {"policy": "full"}), "bin": a.bin, "twin": a.twin, "merged": a.merged, "texts": n, "results": results}
     with open(os.path.join(a.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     # Beside full depth, the headline's second policy: the bundle's own when

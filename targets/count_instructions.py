@@ -51,6 +51,16 @@ def read_lines(path, n=None):
     return [l for l in open(path, encoding="utf-8").read().splitlines() if l.strip()][:n]
 
 
+def bundle_policy(bundle):
+    """The default policy in `bundle`'s manifest, as the runtime names it (`entropy 0.76`,
+    `patience 2`, `layer 3`), or None when it is full depth (a bundle never calibrated):
+    what `classify` with no policy flag runs."""
+    policy = json.load(open(os.path.join(bundle, "manifest.json"))).get("default_policy", {"policy": "full"})
+    if policy.get("policy") == "full":
+        return None
+    return " ".join([policy["policy"], *(str(v) for k, v in policy.items() if k != "policy")])
+
+
 def count(cmd, stdin_text, cpu, prefix=None, env=None, blocks_dir=None):
     """Guest instructions `cmd` executes under qemu-aarch64 (as `cpu`), and its stdout.
     `prefix`: what launches the program under qemu (default: the plugin-capable

@@ -18,25 +18,16 @@ under qemu as the core. Writes OUT_DIR/summary.json and summary.md.
 """
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "targets"))
-from count_instructions import count, runner  # noqa: E402
-
-
-def read_jsonl(path):
-    rows = []
-    for i, line in enumerate(open(path, encoding="utf-8"), 1):
-        if line.strip():
-            row = json.loads(line)
-            if "text" not in row or "label" not in row:
-                sys.exit(f"{path}:{i}: a line needs \"text\" and \"label\"")
-            rows.append(row)
-    return rows
+sys.path.insert(0, os.path.join(ROOT, "bench", "common"))
+from count_instructions import bundle_policy, count, runner  # noqa: E402
+from splits import DataError, read_split, wilson95  # noqa: E402
 
 
 def classify(a, compute, policy, texts):
@@ -51,14 +42,6 @@ def classify(a, compute, policy, texts):
     if len(answers) != len(texts):
         sys.exit(f"{compute} {policy}: {len(answers)} answers for {len(texts)} texts")
     return answers
-
-
-def wilson(k, n, z=1.96):
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return 100 * (c - h), 100 * (c + h)
 
 
 def main():
@@ -78,13 +61,14 @@ def main():
     if a.count_n < 1 or a.every < 1:
         sys.exit("--count-n and --every must be at least 1")
     modes = a.compute or ["f32", "f16-products", "mixed-f16", "f16"]
-    manifest = json.load(open(os.path.join(a.twin, "manifest.json")))
-    default = manifest.get("default_policy", {"policy": "full"})
+    default = bundle_policy(a.twin)
     policies = [("full", ["--full"])]
-    if default.get("policy") != "full":
-        policies.append((" ".join(str(v) for v in default.values()), []))  # no flag: the bundle's own
-    rows = read_jsonl(a.data)
-    texts, gold = [r["text"] for r in rows], [r["label"] for r in rows]
+    if default:
+        policies.append((default, []))  # no flag: the bundle's own
+    try:
+        texts, gold = read_split(Path(a.data))
+    except DataError as e:
+        sys.exit(f"arm_compute_modes: {e}")
     sample = texts[:: a.every][: a.count_n]
     os.makedirs(a.out, exist_ok=True)
 
@@ -110,7 +94,7 @@ def main():
                 correct = sum(l == g for l, g in zip(labels, gold))
                 if name not in reference:
                     reference[name] = labels
-                row.update({"accuracy": 100 * correct / len(texts), "ci95": wilson(correct, len(texts)),
+                row.update({"accuracy": 100 * correct / len(texts), "ci95": [100 * x for x in wilson95(correct, len(texts))],
                             "answers_from": "board under qemu" if mode != "f32" else "x86 binary (the board's f32 answers are the same)",
                             "mean_exit_layer": sum(x["exit_layer"] for x in answers) / len(answers),
                             "labels_changed_vs_reference": sum(l != r for l, r in zip(labels, reference[name])) if name in reference else None})

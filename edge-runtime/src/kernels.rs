@@ -69,13 +69,15 @@ impl MatmulKernel {
     /// f16 (`f16`: [`crate::Compute::products_in_f16`]) or f32; an error for a
     /// name tract cannot run here.
     pub fn resolve(&self, f16: bool) -> Result<Option<String>, RuntimeError> {
+        let runnable = runnable_here();
+        let can_run = |name: &str| runnable.iter().any(|k| k == name);
         let name = match self {
-            Self::Auto if cfg!(target_arch = "aarch64") && f16 && runnable_here().iter().any(|k| k == AARCH64_F16) => AARCH64_F16,
+            Self::Auto if cfg!(target_arch = "aarch64") && f16 && can_run(AARCH64_F16) => AARCH64_F16,
             Self::Auto if cfg!(target_arch = "aarch64") => AARCH64_F32,
             Self::Auto | Self::Tract => return Ok(None),
             Self::Named(name) => name,
         };
-        if runnable_here().iter().any(|k| k == name) {
+        if can_run(name) {
             Ok(Some(name.to_string()))
         } else {
             Err(RuntimeError::Input(format!(
