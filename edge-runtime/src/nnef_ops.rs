@@ -13,8 +13,8 @@
 //! recurrent cells, pooling) are no longer linked.
 //!
 //! The loaders of NNEF's standard ops are tract's own (`tract_nnef::ops::nnef::deser`);
-//! the four `tract_core_*` ones are private in tract-nnef 0.23.9 and are
-//! restated below, unchanged in behaviour.
+//! the five `tract_core_*` ones with loaders are private in tract-nnef 0.23.9 and
+//! are restated below, unchanged in behaviour.
 
 use tract_nnef::internal::*;
 use tract_nnef::ops::nnef::deser;
@@ -54,6 +54,10 @@ fn standard(mut stdlib: Vec<FragmentDef>) -> Registry {
     registry.register_binary("mul", &ops::math::Mul {});
     registry.register_binary("div", &ops::math::Div {});
     registry.register_binary("max", &ops::math::Max {});
+    // The per-token int8 quantization of a dynamic-i8 bundle: |x| and clipping
+    // (its rounding is `tract_core_round_even`, below).
+    registry.register_binary("min", &ops::math::Min {});
+    registry.register_unit_element_wise("abs", &ops::math::Abs {});
     registry.register_unit_element_wise("exp", &ops::math::Exp {});
     registry.register_unit_element_wise("tanh", &ops::math::Tanh {});
     registry.register_unit_element_wise("sqrt", &ops::math::Sqrt {});
@@ -67,10 +71,12 @@ fn standard(mut stdlib: Vec<FragmentDef>) -> Registry {
     registry
 }
 
-/// `tract_core_cast`, `tract_core_gather`, `tract_core_external` and
+/// `tract_core_cast`, `tract_core_gather`, `tract_core_external`, `tract_core_einsum_q` (int8 products) and
 /// `tract_core_rms_norm` (the stock LayerNorm expansion, `--no-fused-norm`).
 fn core() -> Registry {
     let mut registry = Registry::new("tract_core");
+    // ONNX's Round (half to even), in a dynamic-i8 bundle's per-token quantization.
+    registry.register_unit_element_wise("tract_core_round_even", &ops::math::RoundHalfToEven {});
     registry.register_primitive(
         "tract_core_cast",
         &[TypeName::Scalar.tensor().named("input"), TypeName::String.named("to")],
@@ -89,6 +95,7 @@ fn core() -> Registry {
         &[("output", TypeName::Any.tensor())],
         load_external,
     );
+    registry.register_primitive("tract_core_einsum_q", &einsum_q_parameters(), &[("output", TypeName::Scalar.tensor())], load_einsum_q);
     registry.register_primitive(
         "tract_core_rms_norm",
         &[TypeName::Scalar.tensor().named("input"), TypeName::Integer.named("axis"), TypeName::Scalar.named("eps").default(1e-6f32)],
@@ -96,6 +103,35 @@ fn core() -> Registry {
         load_rms_norm,
     );
     registry
+}
+
+/// The integer products of an int8 bundle (i8 × i8 → i32 with zero points and scales).
+fn einsum_q_parameters() -> Vec<Parameter> {
+    vec![
+        TypeName::Scalar.tensor().array().named("inputs"),
+        TypeName::String.named("expr"),
+        TypeName::String.named("acc"),
+        TypeName::String.named("output").default(""),
+        TypeName::Scalar.tensor().named("bias").default(0),
+        TypeName::Integer.tensor().named("a0"),
+        TypeName::Scalar.tensor().named("a_scale"),
+        TypeName::Integer.tensor().named("b0"),
+        TypeName::Scalar.tensor().named("b_scale"),
+        TypeName::Integer.tensor().named("c0"),
+        TypeName::Scalar.tensor().named("c_scale"),
+    ]
+}
+
+fn load_einsum_q(builder: &mut ModelBuilder, invocation: &ResolvedInvocation) -> TractResult<Value> {
+    let expr = invocation.named_arg_as::<String>(builder, "expr")?.parse::<AxesMapping>()?;
+    let mut inputs: TVec<OutletId> = invocation.named_arg_as(builder, "inputs")?;
+    for q in einsum_q_parameters().iter().skip(4) {
+        inputs.push(invocation.named_arg_as(builder, &q.id.0)?);
+    }
+    let acc = invocation.named_arg_as::<String>(builder, "acc")?.parse()?;
+    let output = invocation.get_named_arg_as::<String>(builder, "output")?.filter(|o| !o.is_empty());
+    let output = output.context("tract_core_einsum_q needs an output type")?.parse()?;
+    builder.wire(ops::einsum::EinSum::newq(expr, acc, output), &inputs)
 }
 
 fn load_rms_norm(builder: &mut ModelBuilder, invocation: &ResolvedInvocation) -> TractResult<Value> {

@@ -90,6 +90,36 @@ fn an_f16_bundle_computing_in_f16_agrees_with_f32() {
     assert_eq!(EdgeClassifier::load(&fixture("tiny-bundle")).unwrap().compute, Compute::F32);
 }
 
+/// A board binary reads NNEF twins only: the dynamic-i8 and weight-only forms
+/// convert with `to-nnef` and their twins give the ONNX bundle's logits at
+/// every exit, bit for bit (dynamic-i8's per-token quantization included: |x|,
+/// rounding half to even, clipping, the i8 products). dynamic-u8's
+/// quantization is an op tract cannot write as NNEF: refused, named.
+#[test]
+fn the_int8_forms_a_board_can_run_have_twins_that_classify_exactly_like_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let texts = &texts()[..40];
+    let u8_bundle = tmp.path().join("dynamic-u8");
+    quantize_bundle(&fixture("tiny-bundle"), &u8_bundle, &options(Target::Int8 { form: Int8Form::DynamicU8 })).unwrap();
+    let e = edge_runtime::nnef::convert_bundle(&bundle::BundleFiles::read(&u8_bundle).unwrap(), &tmp.path().join("u8-nnef"), &Default::default())
+        .unwrap_err();
+    let e = format!("{e:#}");
+    assert!(e.contains("layer_00.onnx") && e.contains("DynamicQuantizeLinearU8"), "{e}");
+    assert!(!tmp.path().join("u8-nnef").exists(), "nothing is written");
+    for (name, form) in [("dynamic-i8", Int8Form::DynamicI8), ("weight-only", Int8Form::WeightOnly)] {
+        let onnx = tmp.path().join(name);
+        quantize_bundle(&fixture("tiny-bundle"), &onnx, &options(Target::Int8 { form })).unwrap();
+        let twin = tmp.path().join(format!("{name}-nnef"));
+        edge_runtime::nnef::convert_bundle(&bundle::BundleFiles::read(&onnx).unwrap(), &twin, &Default::default())
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let (a, b) = (EdgeClassifier::load(&onnx).unwrap(), EdgeClassifier::load(&twin).unwrap());
+        for t in texts {
+            let ids = vec![a.tokenize(t).unwrap().0];
+            assert_eq!(a.all_exit_logits(&ids).unwrap(), b.all_exit_logits(&ids).unwrap(), "{name}: {t}");
+        }
+    }
+}
+
 #[test]
 fn keep_f32_keeps_the_tensors_it_names() {
     let tmp = tempfile::tempdir().unwrap();
