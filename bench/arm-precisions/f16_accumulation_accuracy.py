@@ -17,7 +17,7 @@ f16 in both, as on the board. The reference is f32 with tract's choice.
 Every mode and kernel at full depth and under the bundle's own policy (that one
 first: it is what a calibrated bundle runs, and 4x cheaper). The generic kernel
 is slow (about 3 s per 128-token text at full depth here): answers are kept in
-OUT_DIR/answers/ and a rerun skips what is there. Writes OUT_DIR/summary.json
+OUT_DIR/answers/, 100 texts at a time, and a rerun skips what is there. Writes OUT_DIR/summary.json
 and summary.md after every run.
 """
 import argparse
@@ -36,17 +36,32 @@ from splits import DataError, read_split, wilson95  # noqa: E402
 F16_ACCUMULATOR = "generic_f16_4x4"
 
 
+CHUNK = 100
+
+
 def answers(a, compute, kernel, flags, texts, path):
-    """The runtime's answers, one JSON object per text, kept in `path` (written whole, then renamed)."""
+    """The runtime's answers, one JSON object per text, kept in `path`; built from
+    chunks of CHUNK texts, each kept as it finishes (path.N), so that a stopped
+    run goes on where it was."""
     if not path.exists():
         cmd = [a.x86_bin, "--threads", "1", "--compute", compute, "--matmul-kernel", kernel,
                "classify", "--bundle", a.bundle, *flags]
-        out = subprocess.run(cmd, input="\n".join(texts) + "\n", capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
+        parts = []
+        for start in range(0, len(texts), CHUNK):
+            part = path.with_name(f"{path.name}.{start // CHUNK}")
+            if not part.exists():
+                out = subprocess.run(cmd, input="\n".join(texts[start:start + CHUNK]) + "\n", capture_output=True, text=True)
+                if out.returncode != 0:
+                    sys.exit(f"{' '.join(cmd)} failed: {out.stderr[-2000:]}")
+                tmp = part.with_suffix(".tmp")
+                tmp.write_text(out.stdout)
+                tmp.replace(part)
+            parts.append(part)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(out.stdout)
+        tmp.write_text("".join(p.read_text() for p in parts))
         tmp.replace(path)
+        for p in parts:
+            p.unlink()
     rows = [json.loads(l) for l in path.read_text().splitlines()]
     if len(rows) != len(texts):
         sys.exit(f"{path}: {len(rows)} answers for {len(texts)} texts (a text with a line break?)")
