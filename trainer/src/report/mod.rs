@@ -86,14 +86,18 @@ fn predictions_of(report: &Path) -> Option<PathBuf> {
     [plain, gz].into_iter().find(|p| p.exists())
 }
 
-/// FastBERT policy reports in a run directory: (row name, sort key, path).
+/// FastBERT policy reports in a run directory: (row name, path). `test-calibrated.json`
+/// is the test split under the policy `edge-runtime calibrate` chose on dev for that
+/// run (a threshold per seed): the row a user ships.
 fn fastbert_reports(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let Some(stem) = name.strip_suffix(".json") else { continue };
-        if let Some(speed) = stem.strip_prefix("test-speed-") {
+        if stem == "test-calibrated" {
+            out.push(("fastbert-calibrated".into(), path));
+        } else if let Some(speed) = stem.strip_prefix("test-speed-") {
             out.push((format!("fastbert-entropy-{speed}"), path));
         } else if let Some(p) = stem.strip_prefix("test-patience-") {
             out.push((format!("fastbert-patience-{p}"), path));
@@ -247,9 +251,10 @@ fn sort_key(name: &str) -> (usize, u8, u64) {
     let num = |p: &str| name.strip_prefix(p).and_then(|x| x.parse::<f64>().ok()).map(|x| (x * 1000.0) as u64);
     match ROW_ORDER.iter().position(|o| *o == name) {
         Some(i) => (i, 0, 0),
+        None if name == "fastbert-calibrated" => (ROW_ORDER.len(), 0, 0),
         None => match (num("fastbert-entropy-"), num("fastbert-patience-")) {
-            (Some(v), _) => (ROW_ORDER.len(), 0, v),
-            (_, Some(v)) => (ROW_ORDER.len(), 1, v),
+            (Some(v), _) => (ROW_ORDER.len(), 1, v),
+            (_, Some(v)) => (ROW_ORDER.len(), 2, v),
             _ => (ROW_ORDER.len() + 1, 0, 0),
         },
     }
@@ -376,15 +381,17 @@ pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, 
         bail!("no FastBERT speed runs to plot");
     }
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // The policy calibrated on dev, as shipped: its own marker.
+    let calibrated = rows.get("fastbert-calibrated").map(|r| (mean_std(&r.mean_layers).0, mean_std(&r.accuracy).0 * 100.0));
     let refs: Vec<(String, f64)> = references
         .iter()
         .map(|r| (r.label.clone().unwrap_or_else(|| r.name.clone()), mean_std(&r.accuracy).0 * 100.0))
         .collect();
-    let levels = || pts.iter().map(|p| p.1).chain(refs.iter().map(|r| r.1));
+    let levels = || pts.iter().map(|p| p.1).chain(refs.iter().map(|r| r.1)).chain(calibrated.map(|c| c.1));
     let (lo, hi) = (levels().fold(teacher_accuracy * 100.0, f64::min), levels().fold(teacher_accuracy * 100.0, f64::max));
     // Below the lowest curve, a band for the legend (lower right, ~22 px an entry of the
     // ~340 px plot), so that it hides no point and no reference line.
-    let legend = (22.0 * (2 + refs.len()) as f64 + 16.0) / 340.0;
+    let legend = (22.0 * (2 + refs.len() + calibrated.is_some() as usize) as f64 + 16.0) / 340.0;
     let ymax = hi + 1.0;
     let ymin = lo - 0.5 - legend * (ymax - lo + 0.5) / (1.0 - legend);
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) + 0.5;
@@ -414,6 +421,13 @@ pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, 
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
     chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, BLUE.filled())))?;
     chart.draw_series(pts.iter().map(|p| Text::new(p.2.clone(), (p.0 + 0.1, p.1 + 0.15), ("sans-serif", 12))))?;
+    if let Some((layers, acc)) = calibrated {
+        let orange = RGBColor(230, 120, 0);
+        chart
+            .draw_series(std::iter::once(TriangleMarker::new((layers, acc), 8, orange.filled())))?
+            .label(format!("FastBERT, policy calibrated on dev ({acc:.2}% at {layers:.2} layers)"))
+            .legend(move |(x, y)| TriangleMarker::new((x + 8, y), 6, orange.filled()));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
