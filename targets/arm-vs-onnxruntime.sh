@@ -26,6 +26,13 @@ case "${1:-}" in -h|--help|"") sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; [ -n 
 bundle="$1"; data="$2"; out="$3"; n="${4:-50}"
 [ -f "$bundle/manifest.json" ] || { echo "arm-vs-onnxruntime: $bundle: no manifest.json (give an f32 ONNX bundle)" >&2; exit 2; }
 [ -f "$data" ] || { echo "arm-vs-onnxruntime: $data: no such file" >&2; exit 2; }
+# Checked before any of the set-up below (builds, sysroots: minutes on a fresh machine).
+every="${EVERY:-1}"
+[[ "$every" =~ ^[1-9][0-9]*$ ]] || { echo "arm-vs-onnxruntime: EVERY=$every: give a positive whole number" >&2; exit 2; }
+[[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "arm-vs-onnxruntime: N=$n: give a positive whole number of texts" >&2; exit 2; }
+exit_layers="${EXIT_LAYERS:-all}"
+[[ "$exit_layers" =~ ^(all|none|[1-9][0-9]*(,[1-9][0-9]*)*)$ ]] ||
+  { echo "arm-vs-onnxruntime: EXIT_LAYERS=$exit_layers: give all, none or layers such as 1,2,6" >&2; exit 2; }
 cd "$root"
 E="${CARGO_TARGET_DIR:-target}/release/edge-runtime"
 [ -x "$E" ] || cargo build --release -p edge-runtime
@@ -37,11 +44,9 @@ targets/insn-count/setup.sh >/dev/null
 mkdir -p "$out/inputs"
 "$E" to-nnef --bundle "$bundle" --out "$out/inputs/twin"
 .venv-tools/bin/python bench/common/merge_bundle_onnx.py "$bundle" "$out/inputs/merged.onnx"
-every="${EVERY:-1}"
-[[ "$every" =~ ^[1-9][0-9]*$ ]] || { echo "arm-vs-onnxruntime: EVERY=$every: give a positive whole number" >&2; exit 2; }
 awk -v k="$every" '(NR - 1) % k == 0' "$data" | head -n "$n" > "$out/inputs/texts.jsonl"
 .venv-tools/bin/python -c 'import json,sys; [print(json.loads(l)["text"]) for l in open(sys.argv[1]) if l.strip()]' \
   "$out/inputs/texts.jsonl" > "$out/inputs/texts.txt"
 "$E" tokenize --bundle "$bundle" --data "$out/inputs/texts.jsonl" > "$out/inputs/ids.jsonl"
 python3 targets/arm_vs_onnxruntime.py "$board" "$out/inputs/twin" "$out/inputs/merged.onnx" \
-  "$out/inputs/texts.txt" "$out/inputs/ids.jsonl" "$out" --n "$n" --exit-layers "${EXIT_LAYERS:-all}" --first-answer | tee "$out/run.log"
+  "$out/inputs/texts.txt" "$out/inputs/ids.jsonl" "$out" --n "$n" --exit-layers "$exit_layers" --first-answer | tee "$out/run.log"

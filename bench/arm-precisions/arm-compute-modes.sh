@@ -21,6 +21,15 @@ usage="usage: bench/arm-precisions/arm-compute-modes.sh F32_BUNDLE TEST.jsonl OU
 bundle="${1:?$usage}"; data="${2:?$usage}"; out="${3:?$usage}"; n="${4:-102}"; every="${5:-17}"
 [ -f "$bundle/manifest.json" ] || { echo "arm-compute-modes: $bundle: no manifest.json" >&2; exit 2; }
 [ -f "$data" ] || { echo "arm-compute-modes: $data: no such file" >&2; exit 2; }
+# Checked before the builds below.
+for v in "COUNT_N=$n" "EVERY=$every"; do
+  [[ "${v#*=}" =~ ^[1-9][0-9]*$ ]] || { echo "arm-compute-modes: $v: give a positive whole number" >&2; exit 2; }
+done
+for m in ${MODES:-} ${NO_ACCURACY:-}; do
+  case "$m" in f32|f16-products|mixed-f16|f16) ;; *)
+    echo "arm-compute-modes: compute mode \"$m\" (MODES/NO_ACCURACY): give f32, f16-products, mixed-f16 or f16" >&2; exit 2 ;;
+  esac
+done
 release_bins "$E"
 board="${BOARD_BIN:-$root/targets/out/aarch64-unknown-linux-gnu/edge-runtime}"
 [ -x "$board" ] || "$root/targets/build.sh" aarch64

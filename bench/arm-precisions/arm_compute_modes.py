@@ -30,6 +30,9 @@ from count_instructions import bundle_policy, count, runner  # noqa: E402
 from splits import DataError, read_split, wilson95  # noqa: E402
 
 
+MODES = ["f32", "f16-products", "mixed-f16", "f16"]
+
+
 def classify(a, compute, policy, texts):
     """Answers, one JSON object per text: f32 from the x86 binary, other modes
     from the board binary under plain qemu (no plugin)."""
@@ -50,17 +53,17 @@ def main():
         ap.add_argument(name)
     ap.add_argument("--count-n", type=int, default=100, help="texts counted per mode and policy")
     ap.add_argument("--every", type=int, default=17, help="count every K-th text of DATA")
-    ap.add_argument("--compute", action="append", help="modes, the first the reference (default: f32, f16-products, mixed-f16, f16)")
+    ap.add_argument("--compute", action="append", choices=MODES, help="modes, the first the reference (default: f32, f16-products, mixed-f16, f16)")
     ap.add_argument("--cpu", default="cortex-a76", choices=["cortex-a72", "cortex-a76"])
     ap.add_argument("--x86-bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "edge-runtime"),
                     help="this machine's edge-runtime, for the f32 answers")
-    ap.add_argument("--no-accuracy", action="append", default=[], metavar="MODE",
+    ap.add_argument("--no-accuracy", action="append", default=[], choices=MODES, metavar="MODE",
                     help="count MODE but do not emulate the whole split with it (repeatable): qemu emulates "
                          "f16 arithmetic in software, so an f16 mode takes hours over a split of 1.7 k texts")
     a = ap.parse_args()
     if a.count_n < 1 or a.every < 1:
         sys.exit("--count-n and --every must be at least 1")
-    modes = a.compute or ["f32", "f16-products", "mixed-f16", "f16"]
+    modes = a.compute or MODES
     default = bundle_policy(a.twin)
     policies = [("full", ["--full"])]
     if default:

@@ -73,7 +73,7 @@ def main():
     ap.add_argument("bundle")
     ap.add_argument("data")
     ap.add_argument("out")
-    ap.add_argument("--compute", action="append", help="f16 modes to judge (default: mixed-f16)")
+    ap.add_argument("--compute", action="append", choices=["f16-products", "mixed-f16", "f16"], help="f16 modes to judge (default: mixed-f16)")
     ap.add_argument("--x86-bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "edge-runtime"))
     a = ap.parse_args()
     if not os.path.isfile(os.path.join(a.bundle, "manifest.json")):
