@@ -54,6 +54,8 @@ class Classifier:
         full: bool = False,
         expect_digest: Optional[str] = None,
         lazy_plans: bool = False,
+        compute: str = "auto",
+        matmul_kernel: str = "auto",
     ) -> None: ...
     def classify(self, text: str) -> Prediction:
         """Classify one text (batch 1); no layer after its exit runs."""
@@ -65,6 +67,9 @@ class Classifier:
     def num_layers(self) -> int: ...
     @property
     def max_seq_len(self) -> int: ...
+    @property
+    def compute(self) -> str:
+        """The float type the graphs compute in: "f32", "f16", "f16-products" or "mixed-f16"."""
     @property
     def precision(self) -> str:
         """"f32", "f16" or "int8"."""

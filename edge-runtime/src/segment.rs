@@ -54,6 +54,33 @@ fn kept_f32(node: &TypedNode) -> bool {
     KEPT_F32.contains(&name.as_ref()) || name.starts_with("Reduce")
 }
 
+/// The names the CLI (`--compute`), the Python wheel and reports use.
+const COMPUTE_NAMES: [(&str, Compute); 5] = [
+    ("auto", Compute::Auto),
+    ("f32", Compute::F32),
+    ("f16", Compute::F16),
+    ("f16-products", Compute::F16Products),
+    ("mixed-f16", Compute::MixedF16),
+];
+
+impl std::str::FromStr for Compute {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        COMPUTE_NAMES.iter().find(|(name, _)| *name == s).map(|(_, c)| *c).ok_or_else(|| {
+            let names: Vec<&str> = COMPUTE_NAMES.iter().map(|(name, _)| *name).collect();
+            format!("unknown compute mode {s:?}: give one of {}", names.join(", "))
+        })
+    }
+}
+
+impl std::fmt::Display for Compute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = COMPUTE_NAMES.iter().find(|(_, c)| c == self).map_or("?", |(name, _)| name);
+        f.write_str(name)
+    }
+}
+
 impl Compute {
     /// Whether the matrix products run in f16 (every mode but f32 and auto).
     pub fn products_in_f16(self) -> bool {
@@ -199,6 +226,17 @@ fn plan(model: TypedModel, stage: Stage, path: &str, planning: &Planning) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compute_modes_parse_from_the_names_they_print_and_serialize_as() {
+        for (name, mode) in COMPUTE_NAMES {
+            assert_eq!(name.parse::<Compute>(), Ok(mode));
+            assert_eq!(mode.to_string(), name);
+            assert_eq!(serde_json::to_value(mode).unwrap(), name, "the reports' spelling");
+        }
+        let e = "mixed".parse::<Compute>().unwrap_err();
+        assert!(e.contains("\"mixed\"") && e.contains("mixed-f16"), "{e}");
+    }
 
     #[test]
     fn auto_computes_in_f16_only_for_f16_weights_on_an_f16_cpu() {

@@ -5,7 +5,7 @@ use crate::prediction::Prediction;
 use bundle::exit::ExitPolicy;
 use bundle::files::BundleFiles;
 use bundle::Digest;
-use edge_runtime::{EdgeClassifier, LoadOptions};
+use edge_runtime::{Compute, EdgeClassifier, LoadOptions, MatmulKernel};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 
@@ -28,6 +28,12 @@ const MAX_BATCH: usize = 4096;
 /// digits, as `edge-runtime inspect` prints it), before any text is read.
 /// lazy_plans: optimize the segments after the first exit when a text first
 /// reaches them, a shorter load when texts exit early.
+/// compute: the float type the graphs compute in, as the CLI's `--compute`:
+/// "auto" (f16 for an f16 bundle on a CPU with f16 arithmetic, else f32),
+/// "f32", "f16", "f16-products" or "mixed-f16" (f16 but for layer norm,
+/// softmax, GELU and reductions: on a Pi 5, fewer instructions than f32).
+/// matmul_kernel: the products' kernel, as the CLI's `--matmul-kernel`:
+/// "auto", "tract" or a kernel's name.
 ///
 /// The bundle is checked as the CLI checks it: checksums, every graph
 /// against the manifest, the tokenizer against the embeddings, one text of
@@ -46,7 +52,7 @@ pub struct Classifier {
 #[pymethods]
 impl Classifier {
     #[new]
-    #[pyo3(signature = (path, *, speed=None, patience=None, exit_layer=None, full=false, expect_digest=None, lazy_plans=false))]
+    #[pyo3(signature = (path, *, speed=None, patience=None, exit_layer=None, full=false, expect_digest=None, lazy_plans=false, compute="auto", matmul_kernel="auto"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -57,13 +63,17 @@ impl Classifier {
         full: bool,
         expect_digest: Option<String>,
         lazy_plans: bool,
+        compute: &str,
+        matmul_kernel: &str,
     ) -> PyResult<Self> {
         let requested = requested_policy(speed, patience, exit_layer, full)?;
         let expect_digest = match expect_digest {
             Some(hex) => Some(hex.parse::<Digest>().map_err(|e| errors::value_error(format!("expect_digest: {e}")))?),
             None => None,
         };
-        let options = LoadOptions { lazy_plans, expect_digest, ..LoadOptions::default() };
+        let compute: Compute = compute.parse().map_err(|e| errors::value_error(format!("compute: {e}")))?;
+        let matmul_kernel: MatmulKernel = matmul_kernel.parse().map_err(|e| errors::value_error(format!("matmul_kernel: {e}")))?;
+        let options = LoadOptions { lazy_plans, expect_digest, compute, matmul_kernel, ..LoadOptions::default() };
         let (model, digest) = py
             .detach(|| {
                 let files = BundleFiles::read(&path)?;
@@ -133,6 +143,13 @@ impl Classifier {
     }
 
     /// How the weights are stored: "f32", "f16" or "int8".
+    /// The float type the graphs compute in, resolved ("f32", "f16",
+    /// "f16-products" or "mixed-f16"; "auto" is never left).
+    #[getter]
+    fn compute(&self) -> String {
+        self.model.compute.to_string()
+    }
+
     #[getter]
     fn precision(&self) -> String {
         serde_json::to_value(self.model.manifest.precision).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()

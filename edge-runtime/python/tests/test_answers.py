@@ -76,3 +76,19 @@ def test_the_bundle_is_described_as_inspect_describes_it(bundle, cli):
 def test_a_pinned_digest_loads_its_bundle(bundle):
     digest = Classifier(bundle).digest
     assert Classifier(bundle, expect_digest=digest.upper()).digest == digest
+
+
+@pytest.mark.parametrize("compute", ["mixed-f16", "f16-products"])
+def test_a_compute_mode_answers_as_the_cli_in_that_mode(bundle, texts, cli, compute):
+    clf = Classifier(bundle, full=True, compute=compute)
+    assert clf.compute == compute
+    theirs = cli("--compute", compute, "classify", "--bundle", bundle, "--full", "--with-logits", stdin="\n".join(texts) + "\n")
+    assert_same([clf.classify(t) for t in texts], theirs)
+    # Not f32 under another name: f16 rounding moves some logit.
+    f32 = cli("classify", "--bundle", bundle, "--full", "--with-logits", stdin="\n".join(texts) + "\n")
+    assert any(line["logits"] != p.logits for line, p in zip(f32, [clf.classify(t) for t in texts]))
+
+
+def test_the_default_compute_mode_of_an_f32_bundle_is_f32(bundle):
+    assert Classifier(bundle).compute == "f32"
+    assert Classifier(bundle, matmul_kernel="tract").compute == "f32"

@@ -106,6 +106,10 @@ def test_an_empty_text_is_a_value_error_naming_its_index(bundle):
         ({"full": "yes"}, TypeError, "full"),
         ({"speed": 0.5, "full": True}, ValueError, "at most one"),
         ({"patience": 1, "exit_layer": 1}, ValueError, "at most one"),
+        ({"compute": "mixed"}, ValueError, 'compute: unknown compute mode "mixed"'),
+        ({"compute": 16}, TypeError, "compute"),
+        ({"matmul_kernel": ""}, ValueError, "matmul_kernel"),
+        ({"matmul_kernel": "no_such_kernel"}, ValueError, "no_such_kernel: not one tract can run on this CPU"),
     ],
 )
 def test_a_policy_argument_is_checked(bundle, kwargs, error, message):
