@@ -228,6 +228,15 @@ enum Command {
 }
 
 fn main() {
+    // tract creates errors as control flow while it optimizes a graph; with
+    // RUST_BACKTRACE=1 in the environment (common on a developer's board) each
+    // one captured a backtrace: 8% of a load's instructions on a Cortex-A76
+    // (docs/results/arm.md). Only library backtraces are turned off, and only
+    // when the user has not asked for them: a panic still prints its own.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // First thing in main, before any thread exists.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     bundle::cli::exit_with(run(Cli::parse()));
 }
 
