@@ -25,19 +25,10 @@ fn texts() -> String {
     fixture("snownlp-mini/test.jsonl").display().to_string()
 }
 
-#[test]
-fn the_side_by_side_with_onnxruntime_refuses_bad_arguments_before_its_set_up() {
-    let out = std::env::temp_dir().join("script-arguments-never-written");
-    let script = "targets/arm-vs-onnxruntime.sh";
-    let (b, t, o) = (bundle(), texts(), out.display().to_string());
-    for (env, args, says) in [
-        (vec![], vec!["/no/such/bundle", t.as_str(), o.as_str()], "/no/such/bundle: no manifest.json"),
-        (vec![], vec![b.as_str(), "/no/such.jsonl", o.as_str()], "/no/such.jsonl: no such file"),
-        (vec![], vec![b.as_str(), t.as_str(), o.as_str(), "ten"], "N=ten"),
-        (vec![("EVERY", "0")], vec![b.as_str(), t.as_str(), o.as_str()], "EVERY=0"),
-        (vec![("EXIT_LAYERS", "1,,2")], vec![b.as_str(), t.as_str(), o.as_str()], "EXIT_LAYERS=1,,2"),
-        (vec![("EXIT_LAYERS", "first")], vec![b.as_str(), t.as_str(), o.as_str()], "EXIT_LAYERS=first"),
-    ] {
+/// Each (environment, arguments) refused with status 2 and a message holding its
+/// text, and nothing written to `out`.
+fn refuses_each<const N: usize>(script: &str, out: &std::path::Path, cases: [(Vec<(&str, &str)>, Vec<&str>, &str); N]) {
+    for (env, args, says) in cases {
         let (code, err) = run(script, &args, &env);
         assert_eq!(code, 2, "{env:?} {args:?}: {err}");
         assert!(err.contains(says), "{env:?} {args:?}: {err}");
@@ -46,23 +37,33 @@ fn the_side_by_side_with_onnxruntime_refuses_bad_arguments_before_its_set_up() {
 }
 
 #[test]
+fn the_side_by_side_with_onnxruntime_refuses_bad_arguments_before_its_set_up() {
+    let out = std::env::temp_dir().join("script-arguments-never-written");
+    let script = "targets/arm-vs-onnxruntime.sh";
+    let (b, t, o) = (bundle(), texts(), out.display().to_string());
+    refuses_each(script, &out, [
+        (vec![], vec!["/no/such/bundle", t.as_str(), o.as_str()], "/no/such/bundle: no manifest.json"),
+        (vec![], vec![b.as_str(), "/no/such.jsonl", o.as_str()], "/no/such.jsonl: no such file"),
+        (vec![], vec![b.as_str(), t.as_str(), o.as_str(), "ten"], "N=ten"),
+        (vec![("EVERY", "0")], vec![b.as_str(), t.as_str(), o.as_str()], "EVERY=0"),
+        (vec![("EXIT_LAYERS", "1,,2")], vec![b.as_str(), t.as_str(), o.as_str()], "EXIT_LAYERS=1,,2"),
+        (vec![("EXIT_LAYERS", "first")], vec![b.as_str(), t.as_str(), o.as_str()], "EXIT_LAYERS=first"),
+    ]);
+}
+
+#[test]
 fn the_compute_modes_experiment_refuses_bad_arguments_before_its_builds() {
     let script = "bench/arm-precisions/arm-compute-modes.sh";
     let out = std::env::temp_dir().join("script-arguments-never-written");
     let (b, t, o) = (bundle(), texts(), out.display().to_string());
-    for (env, args, says) in [
+    refuses_each(script, &out, [
         (vec![], vec!["/no/such/bundle", t.as_str(), o.as_str()], "/no/such/bundle: no manifest.json"),
         (vec![], vec![b.as_str(), "/no/such.jsonl", o.as_str()], "/no/such.jsonl: no such file"),
         (vec![], vec![b.as_str(), t.as_str(), o.as_str(), "0"], "COUNT_N=0"),
         (vec![], vec![b.as_str(), t.as_str(), o.as_str(), "5", "x"], "EVERY=x"),
         (vec![("MODES", "f32 mixed")], vec![b.as_str(), t.as_str(), o.as_str()], "compute mode \"mixed\""),
         (vec![("NO_ACCURACY", "f8")], vec![b.as_str(), t.as_str(), o.as_str()], "compute mode \"f8\""),
-    ] {
-        let (code, err) = run(script, &args, &env);
-        assert_eq!(code, 2, "{env:?} {args:?}: {err}");
-        assert!(err.contains(says), "{env:?} {args:?}: {err}");
-    }
-    assert!(!out.exists(), "nothing is written");
+    ]);
 }
 
 #[test]
