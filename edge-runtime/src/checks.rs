@@ -190,19 +190,3 @@ pub fn graph_proto(proto: &ModelProto) -> Result<(), Mismatch> {
     }
     Ok(())
 }
-
-/// Tokenizer components whose parsers panic on malformed data
-/// (tokenizers 0.22: `Precompiled` normalizers); a BERT tokenizer has none.
-pub fn tokenizer_normalizer(normalizer: Option<&serde_json::Value>) -> Result<(), Mismatch> {
-    fn find_precompiled(v: &serde_json::Value) -> bool {
-        match v {
-            serde_json::Value::Object(map) => map.get("type").is_some_and(|t| t == "Precompiled") || map.values().any(find_precompiled),
-            serde_json::Value::Array(items) => items.iter().any(find_precompiled),
-            _ => false,
-        }
-    }
-    if normalizer.is_some_and(find_precompiled) {
-        return Err("a Precompiled normalizer (SentencePiece) is not supported in bundles".into());
-    }
-    Ok(())
-}

@@ -11,6 +11,7 @@ use crate::segment::{Planning, Segment, Stage};
 use crate::{fused_norm, row_softmax};
 use bundle::exit::{argmax, softmax, ExitDecider, ExitPolicy};
 use bundle::files::BundleFiles;
+use bundle::tokenizer::BertTokenizer;
 use bundle::Digest;
 use bundle::parallel::in_parallel;
 use bundle::manifest::{GraphFormat, Manifest};
@@ -50,7 +51,7 @@ pub struct EdgeClassifier {
     pub manifest: Manifest,
     /// The float type the graphs run in (never `Auto`).
     pub compute: Compute,
-    tokenizer: tokenizers::Tokenizer,
+    tokenizer: BertTokenizer,
     embeddings: Segment,
     layers: Vec<Segment>,
     exits: Vec<Option<Segment>>,
@@ -441,21 +442,13 @@ fn roles(m: &Manifest) -> Vec<(&str, Role)> {
 }
 
 /// The tokenizer from its verified bytes: no padding, truncation at max_seq_len.
-fn load_tokenizer(bundle: &BundleFiles) -> Result<tokenizers::Tokenizer, RuntimeError> {
+/// Only BERT's WordPiece pipeline is read (`bundle::tokenizer`).
+fn load_tokenizer(bundle: &BundleFiles) -> Result<BertTokenizer, RuntimeError> {
     let m = &bundle.manifest;
     let path = bundle.path_of(&m.tokenizer).display().to_string();
     let fail = |message: String| RuntimeError::Tokenizer { path: path.clone(), message };
     let bytes = bundle.bytes(&m.tokenizer).ok_or_else(|| fail("not among the checksummed files".into()))?;
-    // The whole document is checked to be JSON first: tokenizers' own parser
-    // panics (instead of failing) on a syntax error inside some components;
-    // on well-formed JSON it cannot reach that path.
-    #[derive(serde::Deserialize)]
-    struct Head {
-        normalizer: Option<serde_json::Value>,
-    }
-    let head: Head = serde_json::from_slice(bytes).map_err(|e| fail(e.to_string()))?;
-    checks::tokenizer_normalizer(head.normalizer.as_ref()).map_err(fail)?;
-    let mut tokenizer = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| fail(e.to_string()))?;
+    let mut tokenizer = bundle::tokenizer::from_bytes(bytes).map_err(fail)?;
     tokenizer.with_padding(None);
     let trunc = tokenizers::TruncationParams { max_length: m.max_seq_len, ..Default::default() };
     tokenizer.with_truncation(Some(trunc)).map_err(|e| fail(e.to_string()))?;

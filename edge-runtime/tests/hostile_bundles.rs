@@ -156,13 +156,19 @@ fn a_graph_swapped_during_the_load_is_never_used() {
 }
 
 #[test]
-fn a_tokenizer_whose_parser_would_panic_is_refused() {
+fn a_tokenizer_other_than_berts_wordpiece_or_whose_parser_would_panic_is_refused() {
     let e = refused(|_, files| {
         let mut t: serde_json::Value = serde_json::from_slice(&files["tokenizer.json"]).unwrap();
         t["normalizer"] = serde_json::json!({"type": "Precompiled", "precompiled_charsmap": "not a charsmap"});
         files.insert("tokenizer.json".into(), t.to_string().into_bytes());
     });
-    assert!(e.contains("tokenizer.json") && e.contains("Precompiled normalizer"), "{e}");
+    assert!(e.contains("tokenizer.json") && e.contains("\"normalizer\" has type Precompiled"), "{e}");
+    let e = refused(|_, files| {
+        let mut t: serde_json::Value = serde_json::from_slice(&files["tokenizer.json"]).unwrap();
+        t["model"] = serde_json::json!({"type": "BPE", "vocab": {}, "merges": []});
+        files.insert("tokenizer.json".into(), t.to_string().into_bytes());
+    });
+    assert!(e.contains("tokenizer.json") && e.contains("\"model\" has type BPE"), "{e}");
     let e = refused(|_, files| {
         // Malformed JSON inside the decoder: tokenizers 0.22 panics on this itself.
         let text = String::from_utf8(files["tokenizer.json"].clone()).unwrap();

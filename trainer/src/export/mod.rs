@@ -51,6 +51,10 @@ pub fn export(model_dir: &Path, out: &Path, max_len: Option<usize>) -> Result<Ma
     }
     for f in ["tokenizer.json", "vocab.txt"] {
         let bytes = std::fs::read(model_dir.join(f)).with_context(|| format!("cannot read {}", model_dir.join(f).display()))?;
+        if f == "tokenizer.json" {
+            // Never write a bundle the runtime would refuse.
+            bundle::tokenizer::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", model_dir.join(f).display()))?;
+        }
         files.push((f.into(), bytes));
     }
     let weights_sha = sha256_hex(&std::fs::read(model_dir.join("model.safetensors"))?);
