@@ -56,6 +56,31 @@ impl PostProcessor for BertPostProcessor {
     }
 }
 
+/// A component of tokenizer.json, as far as its type (the rest, the
+/// vocabulary among it, is skipped, not built).
+#[derive(Deserialize)]
+struct Tagged {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// The components of tokenizer.json, each missing or null as `None`.
+#[derive(Deserialize)]
+struct Components {
+    normalizer: Option<Tagged>,
+    pre_tokenizer: Option<Tagged>,
+    model: Option<Tagged>,
+    post_processor: Option<Tagged>,
+    decoder: Option<Tagged>,
+}
+
+impl Components {
+    /// In the order of `ALLOWED`.
+    fn in_order(self) -> [Option<Tagged>; 5] {
+        [self.normalizer, self.pre_tokenizer, self.model, self.post_processor, self.decoder]
+    }
+}
+
 /// The tokenizer described by `bytes` (a tokenizer.json). The error names
 /// the field that describes something other than BERT's WordPiece pipeline,
 /// or says why the document does not parse.
@@ -64,15 +89,14 @@ pub fn from_bytes(bytes: &[u8]) -> Result<BertTokenizer, String> {
     // before tokenizers' deserializers see it: those do not check a
     // component's tag (RobertaProcessing's fields read as BertProcessing's),
     // and some panic on a syntax error inside a component.
-    let doc: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    for (field, types, optional) in ALLOWED {
-        match doc.get(field) {
-            None | Some(serde_json::Value::Null) if optional => {}
-            None | Some(serde_json::Value::Null) => return Err(format!("\"{field}\": missing; a bundle's tokenizer needs {}", types[0])),
-            Some(component) => {
-                let named = component.get("type").and_then(|t| t.as_str());
-                if !named.is_some_and(|t| types.contains(&t)) {
-                    let named = named.map_or("no type".to_string(), |t| format!("type {t}"));
+    let doc: Components = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    for ((field, types, optional), component) in ALLOWED.into_iter().zip(doc.in_order()) {
+        match component {
+            None if optional => {}
+            None => return Err(format!("\"{field}\": missing; a bundle's tokenizer needs {}", types[0])),
+            Some(Tagged { kind }) => {
+                if !kind.as_deref().is_some_and(|t| types.contains(&t)) {
+                    let named = kind.map_or("no type".to_string(), |t| format!("type {t}"));
                     return Err(format!("\"{field}\" has {named}; a bundle's tokenizer is BERT's WordPiece ({})", types.join(" or ")));
                 }
             }
