@@ -76,5 +76,8 @@ for name, label in (("none", "floor: no tokenizer"), ("hf", "`tokenizers` 0.22 (
     lines.append(f"| {label} | {sizes['x86_64'][name]:,} | {sizes['aarch64'][name]:,} | {above:,} |")
 open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
-sys.exit(1 if any(identity.values()) else 0)
+# kitoken is a comparison, not shipped: its converter reads a tokenizer.json's
+# padding setting (the MiniLM checkpoint's pads to 128) and its differences are
+# reported; the runtime's own loader must give tokenizers' ids everywhere.
+sys.exit(1 if any(n for t, n in identity.items() if not t.startswith("kitoken:")) else 0)
 PY

@@ -4,7 +4,9 @@ use std::io::{BufRead, Write};
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let path = std::env::args().nth(1).ok_or("usage: tokenize-hf TOKENIZER.json < texts")?;
-    let tokenizer = tokenizers::Tokenizer::from_file(&path)?;
+    let mut tokenizer = tokenizers::Tokenizer::from_file(&path)?;
+    // As the runtime tokenizes: no padding (the MiniLM checkpoint's file pads to 128).
+    tokenizer.with_padding(None);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in std::io::stdin().lock().lines() {
         let encoding = tokenizer.encode(line?.as_str(), true)?;
