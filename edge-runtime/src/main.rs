@@ -255,10 +255,13 @@ fn run(cli: Cli) -> Result<()> {
     };
     let defaults = LoadOptions::default();
     let load_threads = cli.load_threads.unwrap_or(defaults.load_threads);
-    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple, lazy_plans: cli.lazy_plans, expect_digest: cli.expect_digest, matmul_kernel: cli.matmul_kernel };
+    let load_options = LoadOptions { compute: cli.compute, fuse_layer_norm: !cli.no_fused_norm, row_softmax: !cli.no_row_softmax, load_threads, pad_multiple: cli.pad_to_multiple, lazy_plans: cli.lazy_plans, expect_digest: cli.expect_digest, matmul_kernel: cli.matmul_kernel, one_text_plans: false };
+    // Classifying or benchmarking one text at a time, the plans are built
+    // for one text (`LoadOptions::one_text_plans`: a lighter load).
+    let one_text = |batch_size: usize| LoadOptions { one_text_plans: batch_size == 1, ..load_options.clone() };
     match command {
         Command::Classify { bundle, policy, batch_size, with_logits, texts } => {
-            let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
+            let model = EdgeClassifier::load_with_options(&bundle, one_text(batch_size))?;
             let policy = ExitPolicy::chosen(policy.speed, policy.patience, policy.exit_layer, policy.full)
                 .map_err(anyhow::Error::msg)?
                 .unwrap_or(model.manifest.default_policy);
@@ -269,7 +272,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { bundle, data, speeds, patience, out, batch_size, warmup, limit, full_only } => {
             let started = std::time::Instant::now();
-            let model = EdgeClassifier::load_with_options(&bundle, load_options)?;
+            let model = EdgeClassifier::load_with_options(&bundle, one_text(batch_size))?;
             let load_ms = started.elapsed().as_secs_f64() * 1e3;
             let mut policies = Vec::new();
             let branches = model.manifest.exits.iter().flatten().count() > 1;

@@ -59,6 +59,8 @@ pub struct EdgeClassifier {
     vocab_rows: usize,
     /// See [`LoadOptions::pad_multiple`].
     pad_multiple: usize,
+    /// See [`LoadOptions::one_text_plans`].
+    one_text: bool,
 }
 
 /// Runs tract's matrix products on `n` threads (1: the calling thread only).
@@ -105,12 +107,18 @@ pub struct LoadOptions {
     pub expect_digest: Option<Digest>,
     /// The matrix kernel of the products ([`crate::kernels`]).
     pub matmul_kernel: MatmulKernel,
+    /// Plans for one text at a time: the graphs' batch dimension `B` is
+    /// fixed to 1 before tract optimizes them, which leaves only the
+    /// sequence length symbolic and takes about a tenth off the work of a
+    /// load. A batch of several texts is then run text by text (same
+    /// answers). What a board classifying texts as they come wants.
+    pub one_text_plans: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1, lazy_plans: false, expect_digest: None, matmul_kernel: MatmulKernel::Auto }
+        Self { compute: Compute::Auto, fuse_layer_norm: true, row_softmax: true, load_threads: cores, pad_multiple: 1, lazy_plans: false, expect_digest: None, matmul_kernel: MatmulKernel::Auto, one_text_plans: false }
     }
 }
 
@@ -187,7 +195,8 @@ impl EdgeClassifier {
         }
         let manifest = bundle.manifest.clone();
         let compute = options.compute.resolve(manifest.precision);
-        let planning = Planning { compute, kernel: options.matmul_kernel.resolve(compute.products_in_f16())? };
+        let kernel = options.matmul_kernel.resolve(compute.products_in_f16())?;
+        let planning = Planning { compute, kernel, one_text: options.one_text_plans };
         let tokenizer = load_tokenizer(bundle)?;
         // Graphs parse and optimize independently: on as many threads as
         // the load may use, the results kept in manifest order (so the
@@ -237,7 +246,8 @@ impl EdgeClassifier {
             });
         }
         let pad_multiple = options.pad_multiple.max(1);
-        let model = Self { manifest, compute, tokenizer, embeddings, layers, exits, vocab_rows, pad_multiple };
+        let one_text = options.one_text_plans;
+        let model = Self { manifest, compute, tokenizer, embeddings, layers, exits, vocab_rows, pad_multiple, one_text };
         model.dry_run().map_err(|e| RuntimeError::Mismatch { path: embeddings_path, what: format!("a text of max_seq_len tokens does not run: {e}") })?;
         Ok(model)
     }
@@ -337,6 +347,9 @@ impl EdgeClassifier {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        if self.one_text && batch.len() > 1 {
+            return batch.iter().map(|row| self.classify_ids(std::slice::from_ref(row), policy).map(|mut p| p.remove(0))).collect();
+        }
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
         let (ids, mut mask) = self.inputs(batch)?;
         let t0 = Instant::now();
@@ -409,6 +422,21 @@ impl EdgeClassifier {
 
     /// [`Self::all_exit_logits`] of the first `layers` layers.
     fn exit_logits_through(&self, batch: &[Vec<u32>], layers: usize) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
+        if self.one_text && batch.len() > 1 {
+            // Text by text, regathered as [layer][sample][label].
+            let mut out: Vec<Option<Vec<Vec<f32>>>> = Vec::new();
+            for row in batch {
+                let one = self.exit_logits_through(std::slice::from_ref(row), layers)?;
+                out.resize(one.len(), Some(Vec::new()));
+                for (layer, logits) in out.iter_mut().zip(one) {
+                    match (layer.as_mut(), logits) {
+                        (Some(rows), Some(mut l)) => rows.append(&mut l),
+                        (_, _) => *layer = None,
+                    }
+                }
+            }
+            return Ok(out);
+        }
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
         let (ids, mask) = self.inputs(batch)?;
         let mut hidden = self.embeddings.run("embeddings", tvec!(ids.into_tvalue()))?.remove(0).into_tensor();

@@ -121,13 +121,19 @@ pub(crate) struct Segment {
     runs: AtomicU64,
 }
 
-/// How a segment's plan is made: the float type, and the matrix kernel
-/// pinned for its products ([`crate::kernels`]).
+/// How a segment's plan is made: the float type, the matrix kernel
+/// pinned for its products ([`crate::kernels`]), and whether the batch is
+/// one text ([`crate::LoadOptions::one_text_plans`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Planning {
     pub compute: Compute,
     pub kernel: Option<String>,
+    pub one_text: bool,
 }
+
+/// The batch dimension's name in a bundle's graphs (the exporter's, kept by
+/// `to-nnef` as `extension tract_symbol B`).
+const BATCH_SYMBOL: &str = "B";
 
 enum State {
     Ready(TypedSimpleState),
@@ -217,6 +223,13 @@ fn plan(model: TypedModel, stage: Stage, path: &str, planning: &Planning) -> Res
     if planning.compute.products_in_f16() {
         // The casts the f16 translation wired (the weights' ones folded above).
         crate::half_cast::use_half_casts(&mut model).map_err(graph)?;
+    }
+    if planning.one_text {
+        // Shapes then hold S alone, not products of B and S: tract's
+        // optimization simplifies far fewer symbolic expressions.
+        if let Some(batch) = model.symbols.get(BATCH_SYMBOL) {
+            model = model.set_symbols(&std::collections::HashMap::from([(batch, TDim::from(1))])).map_err(graph)?;
+        }
     }
     crate::kernels::optimize(&mut model, planning.kernel.as_deref()).map_err(graph)?;
     // A fresh state per call would reallocate every buffer of the graph.

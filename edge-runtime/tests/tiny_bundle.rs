@@ -183,3 +183,36 @@ fn a_bundle_loaded_on_several_threads_classifies_like_one_loaded_on_one() {
         assert_eq!((a.label, a.logits, a.exit_layer), (b.label, b.logits, b.exit_layer), "{text}");
     }
 }
+
+#[test]
+fn plans_for_one_text_answer_as_symbolic_plans_and_take_a_batch_text_by_text() {
+    use edge_runtime::LoadOptions;
+    let load = |one_text_plans| EdgeClassifier::load_with_options(&fixture("tiny-bundle"), LoadOptions { one_text_plans, ..LoadOptions::default() }).unwrap();
+    let (symbolic, one) = (load(false), load(true));
+    let texts = ["很好", "房间太小了，隔音很差", "早餐一般，但是位置方便，服务态度也不错"];
+    for policy in [ExitPolicy::Full, ExitPolicy::Entropy { speed: 0.9 }, ExitPolicy::Layer { k: 1 }] {
+        for text in texts {
+            let (a, b) = (symbolic.classify(text, policy).unwrap(), one.classify(text, policy).unwrap());
+            assert_eq!((a.label, a.exit_layer), (b.label, b.exit_layer), "{text} {policy:?}");
+            for (x, y) in a.logits.iter().zip(&b.logits) {
+                assert!((x - y).abs() <= 1e-6, "{text} {policy:?}: {:?} vs {:?}", a.logits, b.logits);
+            }
+        }
+    }
+    // A batch through one-text plans: each text as if alone, at every exit.
+    let batch: Vec<Vec<u32>> = texts.iter().map(|t| symbolic.tokenize(t).unwrap().0).collect();
+    let together = one.all_exit_logits(&batch).unwrap();
+    for (i, row) in batch.iter().enumerate() {
+        let alone = symbolic.all_exit_logits(std::slice::from_ref(row)).unwrap();
+        assert_eq!(together.len(), alone.len());
+        for (t, a) in together.iter().zip(&alone) {
+            match (t, a) {
+                (Some(t), Some(a)) => t[i].iter().zip(&a[0]).for_each(|(x, y)| assert!((x - y).abs() <= 1e-6, "text {i}: {t:?} vs {a:?}")),
+                (None, None) => {}
+                _ => panic!("text {i}: exits differ"),
+            }
+        }
+    }
+    let predictions = one.classify_ids(&batch, ExitPolicy::Full).unwrap();
+    assert_eq!(predictions.len(), 3);
+}
