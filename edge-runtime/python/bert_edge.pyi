@@ -54,6 +54,7 @@ class Classifier:
         full: bool = False,
         expect_digest: Optional[str] = None,
         lazy_plans: bool = False,
+        one_text_plans: bool = False,
         compute: str = "auto",
         matmul_kernel: str = "auto",
     ) -> None: ...

@@ -28,6 +28,10 @@ const MAX_BATCH: usize = 4096;
 /// digits, as `edge-runtime inspect` prints it), before any text is read.
 /// lazy_plans: optimize the segments after the first exit when a text first
 /// reaches them, a shorter load when texts exit early.
+/// one_text_plans: plan for one text at a time (the graphs' batch fixed to
+/// 1), a lighter load; classify_batch then runs its texts one by one. The
+/// CLI's classify and bench do this at --batch-size 1, and answer bit for bit
+/// as a Classifier with one_text_plans=True.
 /// compute: the float type the graphs compute in, as the CLI's `--compute`:
 /// "auto" (f16 for an f16 bundle on a CPU with f16 arithmetic, else f32),
 /// "f32", "f16", "f16-products" or "mixed-f16" (f16 but for layer norm,
@@ -52,7 +56,7 @@ pub struct Classifier {
 #[pymethods]
 impl Classifier {
     #[new]
-    #[pyo3(signature = (path, *, speed=None, patience=None, exit_layer=None, full=false, expect_digest=None, lazy_plans=false, compute="auto", matmul_kernel="auto"))]
+    #[pyo3(signature = (path, *, speed=None, patience=None, exit_layer=None, full=false, expect_digest=None, lazy_plans=false, one_text_plans=false, compute="auto", matmul_kernel="auto"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -63,6 +67,7 @@ impl Classifier {
         full: bool,
         expect_digest: Option<String>,
         lazy_plans: bool,
+        one_text_plans: bool,
         compute: &str,
         matmul_kernel: &str,
     ) -> PyResult<Self> {
@@ -73,7 +78,7 @@ impl Classifier {
         };
         let compute: Compute = compute.parse().map_err(|e| errors::value_error(format!("compute: {e}")))?;
         let matmul_kernel: MatmulKernel = matmul_kernel.parse().map_err(|e| errors::value_error(format!("matmul_kernel: {e}")))?;
-        let options = LoadOptions { lazy_plans, expect_digest, compute, matmul_kernel, ..LoadOptions::default() };
+        let options = LoadOptions { lazy_plans, one_text_plans, expect_digest, compute, matmul_kernel, ..LoadOptions::default() };
         let (model, digest) = py
             .detach(|| {
                 let files = BundleFiles::read(&path)?;

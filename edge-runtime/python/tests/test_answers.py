@@ -1,5 +1,7 @@
 """The wheel answers exactly as the CLI does: same labels, exit layers,
-truncation, and the same f32 probabilities and logits, bit for bit."""
+truncation, and the same f32 probabilities and logits, bit for bit. The CLI
+plans for one text at --batch-size 1 (the default), so the one-text-at-a-time
+comparisons load with one_text_plans=True."""
 
 import struct
 
@@ -34,7 +36,7 @@ def assert_same(ours, theirs):
 
 @pytest.mark.parametrize("kwargs,flags", POLICIES, ids=[" ".join(f) or "default" for _, f in POLICIES])
 def test_one_text_at_a_time_as_the_cli(bundle, texts, cli, kwargs, flags):
-    clf = Classifier(bundle, **kwargs)
+    clf = Classifier(bundle, one_text_plans=True, **kwargs)
     theirs = cli("classify", "--bundle", bundle, *flags, "--with-logits", stdin="\n".join(texts) + "\n")
     assert_same([clf.classify(t) for t in texts], theirs)
 
@@ -80,7 +82,7 @@ def test_a_pinned_digest_loads_its_bundle(bundle):
 
 @pytest.mark.parametrize("compute", ["mixed-f16", "f16-products"])
 def test_a_compute_mode_answers_as_the_cli_in_that_mode(bundle, texts, cli, compute):
-    clf = Classifier(bundle, full=True, compute=compute)
+    clf = Classifier(bundle, full=True, compute=compute, one_text_plans=True)
     assert clf.compute == compute
     theirs = cli("--compute", compute, "classify", "--bundle", bundle, "--full", "--with-logits", stdin="\n".join(texts) + "\n")
     assert_same([clf.classify(t) for t in texts], theirs)
@@ -92,3 +94,12 @@ def test_a_compute_mode_answers_as_the_cli_in_that_mode(bundle, texts, cli, comp
 def test_the_default_compute_mode_of_an_f32_bundle_is_f32(bundle):
     assert Classifier(bundle).compute == "f32"
     assert Classifier(bundle, matmul_kernel="tract").compute == "f32"
+
+
+def test_plans_for_one_text_take_a_batch_text_by_text(bundle, texts):
+    """Same labels and exits as symbolic plans; logits within rounding."""
+    one = Classifier(bundle, speed=0.95, one_text_plans=True).classify_batch(texts, batch_size=4)
+    symbolic = Classifier(bundle, speed=0.95).classify_batch(texts, batch_size=4)
+    for a, b in zip(one, symbolic):
+        assert (a.label, a.exit_layer) == (b.label, b.exit_layer)
+        assert max(abs(x - y) for x, y in zip(a.logits, b.logits)) < 1e-5
