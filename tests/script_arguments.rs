@@ -90,5 +90,6 @@ fn the_teacher_script_refuses_a_bad_fine_tuning_seed_before_it_pretrains() {
     refuses_each("scripts/pretrain-teacher.sh", &out, [
         (vec![("FT_SEEDS", "42 4x"), ("OUT", o.as_str())], vec![], "FT_SEEDS: \"4x\" is not a seed"),
         (vec![("FT_SEEDS", " "), ("OUT", o.as_str())], vec![], "FT_SEEDS is empty"),
+        (vec![("FT_DIR", "../teacher"), ("OUT", o.as_str())], vec![], "FT_DIR: \"../teacher\" must be a plain directory name"),
     ]);
 }
