@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup-test-env.sh
-vendor/refresh.sh --check      # the vendored tract crates are upstream's plus our patches, nothing else
+vendor/refresh.sh --check      # the vendored crates (tract, tokenizers) are upstream's plus our patches, nothing else
 cargo test --workspace --release
 scripts/test-python.sh         # the Python wheel, installed in a fresh venv, against the CLI
 targets/qemu-check.sh aarch64
