@@ -109,9 +109,10 @@ pub struct LoadOptions {
     pub matmul_kernel: MatmulKernel,
     /// Plans for one text at a time: the graphs' batch dimension `B` is
     /// fixed to 1 before tract optimizes them, which leaves only the
-    /// sequence length symbolic and takes about a tenth off the work of a
-    /// load. A batch of several texts is then run text by text (same
-    /// answers). What a board classifying texts as they come wants.
+    /// sequence length symbolic: tract simplifies far fewer symbolic shapes
+    /// (a load 15% fewer instructions on a Cortex-A76, `docs/results/arm.md`).
+    /// A batch of several texts is then run text by text (same answers
+    /// within rounding). What a board classifying texts as they come wants.
     pub one_text_plans: bool,
 }
 
