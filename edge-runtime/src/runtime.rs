@@ -424,19 +424,10 @@ impl EdgeClassifier {
     /// [`Self::all_exit_logits`] of the first `layers` layers.
     fn exit_logits_through(&self, batch: &[Vec<u32>], layers: usize) -> Result<Vec<Option<Vec<Vec<f32>>>>, RuntimeError> {
         if self.one_text && batch.len() > 1 {
-            // Text by text, regathered as [layer][sample][label].
-            let mut out: Vec<Option<Vec<Vec<f32>>>> = Vec::new();
-            for row in batch {
-                let one = self.exit_logits_through(std::slice::from_ref(row), layers)?;
-                out.resize(one.len(), Some(Vec::new()));
-                for (layer, logits) in out.iter_mut().zip(one) {
-                    match (layer.as_mut(), logits) {
-                        (Some(rows), Some(mut l)) => rows.append(&mut l),
-                        (_, _) => *layer = None,
-                    }
-                }
-            }
-            return Ok(out);
+            // Text by text ([sample][layer]), transposed to [layer][sample][label].
+            let rows = batch.iter().map(|row| self.exit_logits_through(std::slice::from_ref(row), layers)).collect::<Result<Vec<_>, _>>()?;
+            let exits = rows.first().map_or(0, Vec::len);
+            return Ok((0..exits).map(|l| rows.iter().map(|r| r[l].as_ref().map(|one| one[0].clone())).collect()).collect());
         }
         let to_run = |e: TractError| RuntimeError::Run { segment: "input".into(), error: e };
         let (ids, mask) = self.inputs(batch)?;
