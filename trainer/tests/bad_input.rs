@@ -153,3 +153,21 @@ fn a_bad_device_is_refused_with_the_accepted_names() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["device"], "cpu");
 }
+
+#[test]
+fn export_refuses_a_tokenizer_other_than_berts_wordpiece_naming_the_file_and_field() {
+    let src = common::fixture("tiny-model");
+    let model = tempfile::tempdir().unwrap();
+    for entry in fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        fs::copy(&path, model.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let tokenizer = model.path().join("tokenizer.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&fs::read(&tokenizer).unwrap()).unwrap();
+    doc["model"] = serde_json::json!({"type": "BPE", "vocab": {}, "merges": []});
+    fs::write(&tokenizer, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", trainer::export::export(model.path(), &out.path().join("bundle"), None).unwrap_err());
+    assert!(err.contains(&tokenizer.display().to_string()) && err.contains("\"model\" has type BPE"), "{err}");
+    assert!(!out.path().join("bundle").exists(), "no bundle is written");
+}
