@@ -33,7 +33,7 @@ fn fastbert_model(tmp: &std::path::Path) -> std::path::PathBuf {
     let fast = tmp.join("fastbert");
     let opts = FinetuneOptions {
         teacher: Some(teacher),
-        objective: Objective::FastBert { with_ce: false, augment: false },
+        objective: Objective::FastBert { with_ce: false, augment: false, joint: false },
         ..base(&fast, ModelInit::Branches(BranchConfig { hidden_size: 16, num_attention_heads: 2 }))
     };
     train::finetune(&opts).unwrap();

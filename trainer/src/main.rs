@@ -364,7 +364,8 @@ struct TheseusArgs {
 
 #[derive(clap::Args)]
 struct FastBertArgs {
-    /// The fine-tuned backbone model directory; it and its classifier stay frozen.
+    /// The fine-tuned backbone model directory; it and its classifier stay frozen
+    /// (but with --joint).
     #[arg(long)]
     backbone: PathBuf,
     #[command(flatten)]
@@ -381,6 +382,11 @@ struct FastBertArgs {
     /// Add clause-shuffled copies of the training texts (split-repeat-shuffle).
     #[arg(long)]
     augment: bool,
+    /// Train the backbone and its classifier with the branches (PABEE's joint
+    /// training): gold-label cross-entropy at every exit, exit k weighted by k,
+    /// instead of self-distillation from the frozen final classifier.
+    #[arg(long, conflicts_with = "with_ce")]
+    joint: bool,
     #[command(flatten)]
     train: TrainArgs,
 }
@@ -553,7 +559,7 @@ fn run(cli: Cli) -> Result<()> {
                 bundle::atomic::write_json(path, &serde_json::json!({ "rows": table }))?;
                 eprintln!("table written to {}", path.display());
             }
-            if rows.keys().any(|k| k.starts_with("fastbert-entropy-")) {
+            if rows.keys().any(|k| k.starts_with("fastbert-entropy-") || k.starts_with("fastbert-joint-entropy-")) {
                 report::plot_speed_accuracy(&rows, teachers[0].accuracy[0], &baselines, &plot)?;
                 eprintln!("plot written to {}", plot.display());
             }
@@ -703,7 +709,7 @@ fn theseus(a: TheseusArgs) -> Result<()> {
 
 fn fastbert(a: FastBertArgs) -> Result<()> {
     let branches = trainer::model::branch::BranchConfig { hidden_size: a.branch_hidden, num_attention_heads: a.branch_heads };
-    let objective = train::Objective::FastBert { with_ce: a.with_ce, augment: a.augment };
+    let objective = train::Objective::FastBert { with_ce: a.with_ce, augment: a.augment, joint: a.joint };
     run_training(options(a.io, a.train, train::ModelInit::Branches(branches), Some(a.backbone), objective)?)
 }
 

@@ -307,3 +307,32 @@ fn the_calibrated_fastbert_policy_is_a_row_and_a_point_of_its_own() {
     let svg = std::fs::read_to_string(tmp.path().join("plot.svg")).unwrap();
     assert!(svg.contains("FastBERT, policy calibrated on dev (85.00% at 2.50 layers)"), "{svg}");
 }
+
+/// FastBERT trained jointly with its exits (`fastbert-joint/`) gives rows of its own,
+/// after the self-distilled FastBERT's, and a curve and a marker of its own on the plot.
+#[test]
+fn joint_fastbert_runs_are_rows_and_a_curve_of_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    compression_runs(tmp.path());
+    for seed in ["42", "43", "44"] {
+        let dir = tmp.path().join(format!("runs/compression/seed-{seed}/fastbert-joint"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (speed, acc, layers) in [("0.2", 0.84, 4.0), ("0.5", 0.83, 2.0)] {
+            std::fs::write(dir.join(format!("test-speed-{speed}.json")),
+                format!("{{\"accuracy\": {acc}, \"mean_layers\": {layers}, \"flop_speedup\": 3.0}}")).unwrap();
+        }
+        std::fs::write(dir.join("test-patience-2.json"), "{\"accuracy\": 0.82, \"mean_layers\": 3.0, \"flop_speedup\": 4.0}").unwrap();
+        std::fs::write(dir.join("test-calibrated.json"), "{\"accuracy\": 0.835, \"mean_layers\": 2.5, \"flop_speedup\": 4.8}").unwrap();
+    }
+    let o = table_in(tmp.path(), &["--json", "table.json", "--plot", "plot.svg"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("table.json")).unwrap()).unwrap();
+    let names: Vec<&str> = v["rows"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, [
+        "teacher-12-pretrained", "plain3", "fastbert-entropy-0.5",
+        "fastbert-joint-calibrated", "fastbert-joint-entropy-0.2", "fastbert-joint-entropy-0.5", "fastbert-joint-patience-2",
+    ]);
+    let svg = std::fs::read_to_string(tmp.path().join("plot.svg")).unwrap();
+    assert!(svg.contains("FastBERT, speed 0 … 0.8") && svg.contains("FastBERT joint, speed 0 … 0.8"), "{svg}");
+    assert!(svg.contains("FastBERT joint, policy calibrated on dev (83.50% at 2.50 layers)"), "{svg}");
+}

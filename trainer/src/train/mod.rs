@@ -244,14 +244,17 @@ pub fn finetune(opts: &FinetuneOptions) -> Result<FinetuneSummary> {
         trained_examples += epoch_examples;
         train_secs += epoch_secs;
         let report = if model.model.has_branches() {
-            // FastBERT: the backbone is frozen, so rank epochs by the branches' mean accuracy.
+            // FastBERT: rank epochs by the exits' mean accuracy: the branches'
+            // (the final exit is frozen), or with joint training every exit's.
             let r = crate::exits::evaluate_with_exits(&model, &dev, opts.batch_size.max(64), ExitPolicy::Full)?;
-            let branches = &r.exit_accuracy[..r.exit_accuracy.len() - 1];
-            let mean = branches.iter().sum::<f64>() / branches.len() as f64;
+            let joint = matches!(opts.objective, Objective::FastBert { joint: true, .. });
+            let ranked = if joint { &r.exit_accuracy[..] } else { &r.exit_accuracy[..r.exit_accuracy.len() - 1] };
+            let mean = ranked.iter().sum::<f64>() / ranked.len() as f64;
             log_line(&bar, format!(
-                "epoch {}: branch accuracies {:?} (mean {mean:.4}; the CI and macro-F1 below are the frozen final exit's)",
+                "epoch {}: {} accuracies {:?} (mean {mean:.4}; the CI and macro-F1 below are the final exit's)",
                 epoch + 1,
-                branches.iter().map(|a| (a * 1e4).round() / 1e4).collect::<Vec<_>>()
+                if joint { "exit" } else { "branch" },
+                ranked.iter().map(|a| (a * 1e4).round() / 1e4).collect::<Vec<_>>()
             ));
             EvalReport { accuracy: mean, ..r.eval }
         } else {

@@ -49,7 +49,7 @@ pub enum PreparedObjective {
         intermediate: Option<IntermediateLoss>,
     },
     Theseus { scheduler: Scheduler, mix: Mix, predecessor: SequenceClassifier },
-    FastBert { with_ce: bool },
+    FastBert { with_ce: bool, joint: bool },
 }
 
 impl PreparedObjective {
@@ -58,7 +58,7 @@ impl PreparedObjective {
     pub fn prepare(opts: &FinetuneOptions, teacher: Option<SequenceClassifier>, model: &SequenceClassifier, train: &Encoded) -> Result<Self> {
         Ok(match (&opts.objective, teacher) {
             (Objective::CrossEntropy, _) => Self::CrossEntropy,
-            (Objective::FastBert { with_ce, .. }, _) => Self::FastBert { with_ce: *with_ce },
+            (Objective::FastBert { with_ce, joint, .. }, _) => Self::FastBert { with_ce: *with_ce, joint: *joint },
             (Objective::Theseus { .. }, None) => bail!("Theseus needs a predecessor"),
             (Objective::Theseus { scheduler, mix }, Some(t)) => {
                 Self::Theseus { scheduler: *scheduler, mix: *mix, predecessor: t }
@@ -121,7 +121,8 @@ impl PreparedObjective {
                 let draw_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(step as u64);
                 ce(&crate::theseus::mixed_forward(model, predecessor, (&b.ids, &b.mask), p, *mix, draw_seed, true)?)
             }
-            Self::FastBert { with_ce } => crate::fastbert::branch_loss(model, (&b.ids, &b.mask, &b.labels), *with_ce),
+            Self::FastBert { joint: true, .. } => crate::fastbert::joint_loss(model, (&b.ids, &b.mask, &b.labels), true),
+            Self::FastBert { with_ce, joint: false } => crate::fastbert::branch_loss(model, (&b.ids, &b.mask, &b.labels), *with_ce),
         }
     }
 }

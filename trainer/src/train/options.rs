@@ -93,8 +93,10 @@ pub enum Objective {
     },
     /// BERT-of-Theseus module replacement with the teacher as predecessor.
     Theseus { scheduler: Scheduler, mix: Mix },
-    /// FastBERT self-distillation of the branch classifiers.
-    FastBert { with_ce: bool, augment: bool },
+    /// FastBERT self-distillation of the branch classifiers (backbone frozen),
+    /// or, with `joint`, the backbone trained with its exits (gold labels at
+    /// every exit, weighted by depth).
+    FastBert { with_ce: bool, augment: bool, joint: bool },
 }
 
 impl Objective {
@@ -102,7 +104,7 @@ impl Objective {
     pub fn trains(&self, name: &str) -> bool {
         match self {
             Self::Theseus { .. } => name.starts_with("bert.encoder.layer."),
-            Self::FastBert { .. } => name.starts_with("branches."),
+            Self::FastBert { joint: false, .. } => name.starts_with("branches."),
             _ => true,
         }
     }
