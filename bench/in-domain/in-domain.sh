@@ -20,7 +20,8 @@
 #
 # Runs longer than a session: KEEP (default docs/logs/in-domain) receives each
 # finished stage (pretrained weights, logs, metrics, test reports, gzipped
-# predictions); a rerun restores finished stages from KEEP and skips them.
+# predictions); a rerun restores finished stages from KEEP and skips them (an
+# arm whose weights are not kept is pretrained again; its kept fine-tunes stay).
 . "$(dirname "$0")/../common/preamble.sh"
 cd "$root"
 BASE="${BASE:-docs/logs/teacher-long/resume}"
@@ -109,7 +110,9 @@ finetune() { # arm seed
   rm -rf "$dir"; mkdir -p "$dir"
   $T finetune --train $D/train.jsonl --dev $D/dev.jsonl --out "$dir/classifier" --init "$OUT/$1" \
     --epochs "$FT_EPOCHS" --lr "$FT_LR" --max-len "$MAX_LEN" --batch-size 32 --seed "$2" 2>> "$dir/finetune.log"
+  # Its config beside its test report: `trainer table --teacher DIR` reads both.
   cp "$dir/classifier/metrics.jsonl" "$dir/finetune.metrics.jsonl"
+  cp "$dir/classifier/config.json" "$dir/config.json"
   $T eval --model "$dir/classifier" --data $D/test.jsonl --json \
     --predictions "$dir/test-report.predictions.jsonl" > "$dir/test-report.json.tmp"
   mv "$dir/test-report.json.tmp" "$dir/test-report.json"

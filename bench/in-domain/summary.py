@@ -23,8 +23,8 @@ def mean_sd(values):
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None}
 
 
-def best_dev(ft_dir):
-    metrics = ft_dir / "finetune.metrics.jsonl"
+def best_dev(ft_dir, metrics_name="finetune.metrics.jsonl"):
+    metrics = ft_dir / metrics_name
     if not metrics.exists():
         return None
     best = [m for m in jsonl(metrics) if m.get("best")]
@@ -66,17 +66,27 @@ def main():
             "test": test, "test_accuracy": mean_sd([t["accuracy"] for t in test.values()]),
         }
 
-    reference = {}
+    reference, reference_dev = {}, {}
     for s in args.seeds:
         for name in ("teacher", f"teacher-seed-{s}"):
             rep = args.reference / name / "test-report.json"
             cfg = args.reference / name / "training.json"
             if rep.exists() and cfg.exists() and str(json.load(open(cfg)).get("seed")) == s:
                 reference[s] = json.load(open(rep))["accuracy"]
+                reference_dev[s] = best_dev(args.reference / name, "metrics.jsonl")
     summary = {"arms": arms}
     if reference:
-        summary["reference"] = {"dir": str(args.reference), "test": reference,
+        summary["reference"] = {"dir": str(args.reference), "test": reference, "best_dev_accuracy": reference_dev,
                                 "test_accuracy": mean_sd(list(reference.values()))}
+    # The teacher to keep is chosen on dev only: the highest mean best-dev accuracy
+    # over the seeds (the reference counts when it has every seed's dev accuracy).
+    dev_means = {arm: statistics.fmean(t["best_dev_accuracy"] for t in a["test"].values())
+                 for arm, a in arms.items() if all(t["best_dev_accuracy"] is not None for t in a["test"].values())}
+    if len(reference_dev) == len(args.seeds) and None not in reference_dev.values():
+        dev_means["reference"] = statistics.fmean(reference_dev.values())
+    if dev_means:
+        summary["dev_accuracy_mean"] = dev_means
+        summary["chosen_on_dev"] = max(dev_means, key=dev_means.get)
     if len(args.arms) >= 2:
         a, b = args.arms[:2]
         summary["paired"] = {"arms": [a, b], "by_seed": {}}
