@@ -227,6 +227,12 @@ struct PretrainArgs {
     /// Mask whole words (jieba segmentation), as Chinese-BERT-wwm does.
     #[arg(long)]
     whole_word: bool,
+    /// Cut each batch into N shards, each computed on a thread of its own and
+    /// their gradients summed (data parallelism in one process; masked LM only).
+    /// Each shard's matrix products then run on its own thread
+    /// (RAYON_NUM_THREADS=1 unless set): give as many shards as cores.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
     /// Maximum tokens per segment, [CLS] and [SEP] included; sentences are packed up to it.
     #[arg(long, default_value_t = 64)]
     max_len: usize,
@@ -581,6 +587,10 @@ fn run(cli: Cli) -> Result<()> {
 
 fn pretrain(a: PretrainArgs) -> Result<()> {
     use trainer::pretrain::{Budget, ElectraOptions, Objective, PretrainInit, PretrainOptions};
+    if a.shards > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // One thread per shard: before rayon's pool starts.
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let init = match (a.init, a.preset, a.vocab) {
         (Some(dir), _, _) => PretrainInit::Pretrained(dir),
         (None, Some(name), Some(vocab)) => PretrainInit::Preset { name, vocab },
@@ -619,6 +629,7 @@ fn pretrain(a: PretrainArgs) -> Result<()> {
         stop_after_steps: a.stop_after_steps,
         device: trainer::parse_device(&a.device)?,
         progress: true,
+        shards: a.shards,
         ..PretrainOptions::new(a.corpus, a.out.clone(), init)
     };
     let s = trainer::pretrain::pretrain(&opts)?;

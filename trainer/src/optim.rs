@@ -134,6 +134,24 @@ impl AdamW {
         Ok(total.sqrt())
     }
 
+    /// The gradients of several shards of one batch, summed per parameter
+    /// (in shard order, so the sum does not vary between runs).
+    pub fn sum_grads(&self, stores: Vec<GradStore>) -> Result<GradStore> {
+        let mut stores = stores.into_iter();
+        let mut total = stores.next().context("no gradients to sum")?;
+        for store in stores {
+            for p in &self.params {
+                let Some(g) = store.get(p.var.as_tensor()) else { continue };
+                let sum = match total.get(p.var.as_tensor()) {
+                    Some(t) => (t + g)?,
+                    None => g.clone(),
+                };
+                total.insert(p.var.as_tensor(), sum);
+            }
+        }
+        Ok(total)
+    }
+
     /// One update with learning rate `lr`; gradients are scaled by `grad_scale`
     /// first (gradient clipping).
     pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64) -> Result<()> {

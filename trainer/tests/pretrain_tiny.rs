@@ -141,3 +141,92 @@ fn bad_corpus_input_gets_errors_naming_the_file_and_line() {
     let err = run(&tmp.path().join("pd.txt"), &["--mask-prob", "1.5"]);
     assert!(err.contains("--mask-prob") && err.contains("1.5"), "{err}");
 }
+
+/// A masked-LM model directory of the `tiny` preset without dropout, so that two
+/// ways of computing one step can be compared number for number.
+fn tiny_without_dropout(dir: &Path) -> std::path::PathBuf {
+    let tok = trainer::tokenize::load_tokenizer(&dir.join("vocab")).unwrap();
+    let mut cfg = trainer::model::presets::preset("tiny", trainer::tokenize::vocab_size(&tok)).unwrap();
+    cfg.hidden_dropout_prob = 0.0;
+    cfg.attention_probs_dropout_prob = 0.0;
+    let init = dir.join("no-dropout");
+    MaskedLanguageModel::new(cfg, tok, &Device::Cpu, 9).unwrap().save(&init).unwrap();
+    init
+}
+
+fn max_weight_diff(a: &Path, b: &Path) -> f32 {
+    let (a, b) = (common::weights(a), common::weights(b));
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .flat_map(|((na, va), (nb, vb))| {
+            assert_eq!(na, nb);
+            va.iter().zip(vb).map(|(x, y)| (x - y).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn a_batch_cut_into_shards_takes_the_step_the_whole_batch_takes() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::corpus_and_vocab(tmp.path());
+    let init = tiny_without_dropout(tmp.path());
+    let run = |out: &str, shards: usize| {
+        let mut opts = options(tmp.path(), out, 3);
+        opts.init = PretrainInit::Pretrained(init.clone());
+        opts.lr = 1e-4;
+        opts.shards = shards;
+        pretrain(&opts).unwrap();
+        tmp.path().join(out)
+    };
+    let (whole, two, three) = (run("whole", 1), run("two", 2), run("three", 3));
+    for sharded in [&two, &three] {
+        let diff = max_weight_diff(&whole.join("model.safetensors"), &sharded.join("model.safetensors"));
+        assert!(diff < 1e-6, "{}: weights differ by {diff} after 3 steps", sharded.display());
+        let loss = |d: &Path| common::read_jsonl(&d.join("metrics.jsonl")).last().unwrap()["train_loss"].as_f64().unwrap();
+        assert!((loss(&whole) - loss(sharded)).abs() < 1e-5, "{} vs {}", loss(&whole), loss(sharded));
+    }
+    // The update moved the weights by far more than the shards' rounding.
+    assert!(max_weight_diff(&init.join("model.safetensors"), &whole.join("model.safetensors")) > 1e-5);
+}
+
+#[test]
+fn a_sharded_run_resumes_to_the_same_weights_and_only_with_its_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::corpus_and_vocab(tmp.path());
+    let mut opts = options(tmp.path(), "full", 12);
+    opts.shards = 2;
+    pretrain(&opts).unwrap();
+    let mut opts = options(tmp.path(), "resumed", 12);
+    opts.shards = 2;
+    opts.stop_after_steps = Some(9);
+    assert!(pretrain(&opts).is_err());
+    opts.stop_after_steps = None;
+    opts.resume = true;
+    opts.shards = 1;
+    let err = format!("{:#}", pretrain(&opts).unwrap_err());
+    assert!(err.contains("--shards 2"), "{err}");
+    opts.shards = 2;
+    pretrain(&opts).unwrap();
+    assert_eq!(
+        common::weights(&tmp.path().join("full/model.safetensors")),
+        common::weights(&tmp.path().join("resumed/model.safetensors")),
+        "dropout is drawn per shard from the step's seed: a resumed sharded run is exact"
+    );
+}
+
+#[test]
+fn shards_must_fit_the_batch_and_the_objective() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::corpus_and_vocab(tmp.path());
+    for (shards, electra, says) in [(0, false, "--shards 0"), (17, false, "--shards 17"), (2, true, "mlm only")] {
+        let mut opts = options(tmp.path(), "never", 2);
+        opts.shards = shards;
+        if electra {
+            opts.objective = trainer::pretrain::Objective::Electra;
+        }
+        let err = format!("{:#}", pretrain(&opts).unwrap_err());
+        assert!(err.contains(says), "{err}");
+        assert!(!tmp.path().join("never").exists(), "nothing written");
+    }
+}

@@ -20,6 +20,12 @@ pub fn seed_step(seed: u64, step: usize) {
     RNG.with(|r| *r.borrow_mut() = SmallRng::seed_from_u64(mixed));
 }
 
+/// Re-seeds this thread's generator for shard `shard` of step `step` (a batch
+/// cut over threads); shard 0 draws what [`seed_step`] would.
+pub fn seed_shard(seed: u64, step: usize, shard: usize) {
+    seed_step(seed ^ (shard as u64).wrapping_mul(0xA076_1D64_78BD_642F), step);
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Dropout {
     p: f32,

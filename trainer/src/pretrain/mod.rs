@@ -19,7 +19,7 @@ use crate::model::mlm::MaskedLanguageModel;
 use crate::model::presets;
 use crate::optim::AdamW;
 use crate::train::checkpoint::{read_state, resume_or_fresh, save_checkpoint};
-use crate::train::step::{log_line, lr_at, progress_bar, resumable_step};
+use crate::train::step::{log_line, lr_at, progress_bar, resumable_sharded_step, resumable_step, Shard};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use corpus::Segment;
@@ -99,6 +99,8 @@ pub struct PretrainOptions {
     pub stop_after_steps: Option<usize>,
     pub device: Device,
     pub progress: bool,
+    /// Each batch cut into this many shards, each on a thread of its own (masked LM only).
+    pub shards: usize,
 }
 
 impl PretrainOptions {
@@ -126,6 +128,7 @@ impl PretrainOptions {
             stop_after_steps: None,
             device: Device::Cpu,
             progress: false,
+            shards: 1,
         }
     }
 }
@@ -162,8 +165,15 @@ struct PretrainState {
     total_steps: usize,
     seed: u64,
     batch_size: usize,
+    /// Checkpoints written before `--shards` existed ran whole batches.
+    #[serde(default = "one")]
+    shards: usize,
     elapsed_secs: f64,
     history: Vec<PretrainMetrics>,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -270,6 +280,12 @@ fn check_options(opts: &PretrainOptions) -> Result<()> {
     if opts.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
+    if opts.shards == 0 || opts.shards > opts.batch_size {
+        bail!("--shards {} must be between 1 and the batch size ({})", opts.shards, opts.batch_size);
+    }
+    if opts.shards > 1 && opts.objective == Objective::Electra {
+        bail!("--shards supports --objective mlm only (ELECTRA's losses are not means over one kind of term)");
+    }
     masking::check_prob(opts.mask_prob)?;
     if matches!(opts.budget, Budget::Epochs(0) | Budget::Steps(0)) {
         bail!("--epochs / --steps must be positive");
@@ -321,10 +337,10 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
     let (model, state) = match &checkpoint {
         Some(ckpt) => {
             let state: PretrainState = read_state(ckpt)?;
-            if state.seed != opts.seed || state.batch_size != opts.batch_size || state.objective != opts.objective {
+            if state.seed != opts.seed || state.batch_size != opts.batch_size || state.objective != opts.objective || state.shards != opts.shards {
                 bail!(
-                    "{}: checkpoint was made with --objective {} --seed {} --batch-size {}; resume with the same values",
-                    ckpt.display(), objective_flag(state.objective), state.seed, state.batch_size
+                    "{}: checkpoint was made with --objective {} --seed {} --batch-size {} --shards {}; resume with the same values",
+                    ckpt.display(), objective_flag(state.objective), state.seed, state.batch_size, state.shards
                 );
             }
             (resume_model(opts, state.objective, ckpt)?, Some(state))
@@ -349,6 +365,7 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
         total_steps,
         seed: opts.seed,
         batch_size: opts.batch_size,
+        shards: opts.shards,
         elapsed_secs: 0.0,
         history: vec![],
     });
@@ -384,18 +401,39 @@ pub fn pretrain(opts: &PretrainOptions) -> Result<PretrainSummary> {
         let in_epoch = step % steps_per_epoch;
         let rows: Vec<&Segment> = idx.iter().skip(in_epoch * opts.batch_size).take(opts.batch_size).map(|&i| &train[i]).collect();
         let mut rng = step_rng(opts.seed, step);
-        let batch = MaskedBatch::new(&rows, &masking, pad, model.device(), &mut rng)?;
         let lr = lr_at(step, total_steps, warmup, opts.lr);
         let parts = std::cell::Cell::new(None);
-        let loss_of = || -> Result<candle_core::Tensor> {
-            let l = model.loss(&batch, &mut rng, true)?;
-            if let Some((g, d)) = &l.parts {
-                parts.set(Some((g.to_scalar::<f32>()? as f64, d.to_scalar::<f32>()? as f64)));
-            }
-            Ok(l.total)
-        };
-        let loss = resumable_step(&mut opt, loss_of, (lr, opts.max_grad_norm), (opts.seed, step), &opts.out, opts.stop_after_steps)
-            .inspect_err(|_| bar.abandon())?;
+        let loss = if opts.shards > 1 {
+            // The shards draw their masks from the step's generator in row order: the
+            // masks of the whole batch.
+            let batches = rows
+                .chunks(rows.len().div_ceil(opts.shards))
+                .map(|part| MaskedBatch::new(part, &masking, pad, model.device(), &mut rng))
+                .collect::<Result<Vec<_>>>()?;
+            let model = model.as_ref();
+            let shards: Vec<Shard> = batches
+                .iter()
+                .filter(|b| b.predictions() > 0)
+                .map(|b| Shard {
+                    terms: b.predictions(),
+                    loss: Box::new(move || -> Result<candle_core::Tensor> {
+                        Ok(model.loss(b, &mut step_rng(opts.seed, step), true)?.total)
+                    }),
+                })
+                .collect();
+            resumable_sharded_step(&mut opt, shards, (lr, opts.max_grad_norm), (opts.seed, step), &opts.out, opts.stop_after_steps)
+        } else {
+            let batch = MaskedBatch::new(&rows, &masking, pad, model.device(), &mut rng)?;
+            let loss_of = || -> Result<candle_core::Tensor> {
+                let l = model.loss(&batch, &mut rng, true)?;
+                if let Some((g, d)) = &l.parts {
+                    parts.set(Some((g.to_scalar::<f32>()? as f64, d.to_scalar::<f32>()? as f64)));
+                }
+                Ok(l.total)
+            };
+            resumable_step(&mut opt, loss_of, (lr, opts.max_grad_norm), (opts.seed, step), &opts.out, opts.stop_after_steps)
+        }
+        .inspect_err(|_| bar.abandon())?;
         state.step += 1;
         window.total += loss as f64;
         if let Some((g, d)) = parts.get() {

@@ -29,6 +29,11 @@ pub struct MaskedBatch {
 }
 
 impl MaskedBatch {
+    /// How many positions the batch predicts: the terms its masked-LM loss averages over.
+    pub fn predictions(&self) -> usize {
+        self.targets.dims().first().copied().unwrap_or(0)
+    }
+
     /// Draws the masks for `segments` from `rng`.
     pub fn new(segments: &[&Segment], masking: &Masking, pad: u32, device: &Device, rng: &mut StdRng) -> Result<Self> {
         let width = segments.iter().map(|s| s.ids.len()).max().unwrap_or(1);
@@ -93,7 +98,8 @@ pub struct DiscriminatorMetrics {
 /// The seed of the held-out masks: every evaluation sees the same positions.
 pub const HELDOUT_SEED: u64 = 0x5EED;
 
-pub trait PretrainingModel {
+/// `Sync`: a batch cut into shards (`--shards`) runs the one model on several threads.
+pub trait PretrainingModel: Sync {
     fn varmap(&self) -> &VarMap;
     fn tokenizer(&self) -> &tokenizers::Tokenizer;
     fn pad_id(&self) -> u32;

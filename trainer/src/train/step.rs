@@ -34,6 +34,62 @@ pub fn train_step(opt: &mut AdamW, loss: impl FnOnce() -> Result<Tensor>, lr: f6
     Ok(loss_value)
 }
 
+/// One part of a batch for [`train_step_sharded`]: the number of terms its
+/// loss averages over (examples, or masked tokens) and the closure that
+/// computes that mean on the shard's thread.
+pub struct Shard<'a> {
+    pub terms: usize,
+    pub loss: Box<dyn FnOnce() -> Result<Tensor> + Send + 'a>,
+}
+
+/// One optimisation step on a batch cut into shards, each computed and
+/// back-propagated on a thread of its own (data parallelism in one process:
+/// element-wise work runs on one thread per shard, and the small matrix
+/// products of these models split poorly over cores). The batch's mean is
+/// Σ_k (n_k / n) · mean_k, so each shard's loss is scaled by its share before
+/// its backward pass; the gradients are summed, then one clipped update.
+/// Dropout draws from each thread's generator, seeded per shard.
+pub fn train_step_sharded(opt: &mut AdamW, shards: Vec<Shard<'_>>, lr: f64, max_grad_norm: f64, (seed, step): (u64, usize)) -> Result<f32> {
+    let total: usize = shards.iter().map(|s| s.terms).sum();
+    if total == 0 {
+        bail!("step {}: the batch has nothing to learn from", opt.step + 1);
+    }
+    let results: Vec<Result<(f32, candle_core::backprop::GradStore)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .into_iter()
+            .enumerate()
+            .map(|(k, shard)| {
+                scope.spawn(move || -> Result<(f32, candle_core::backprop::GradStore)> {
+                    crate::model::dropout::seed_shard(seed, step, k);
+                    let share = shard.terms as f64 / total as f64;
+                    let loss = (shard.loss)()?;
+                    let value = loss.to_scalar::<f32>()?;
+                    Ok((value * share as f32, (loss * share)?.backward()?))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a shard's thread panicked")))).collect()
+    });
+    let mut value = 0f32;
+    let mut stores = Vec::with_capacity(results.len());
+    for r in results {
+        let (v, grads) = r?;
+        value += v;
+        stores.push(grads);
+    }
+    if !value.is_finite() {
+        bail!("non-finite training loss ({value}) at step {}", opt.step + 1);
+    }
+    let grads = opt.sum_grads(stores)?;
+    let norm = opt.grad_norm(&grads)?;
+    if !norm.is_finite() {
+        bail!("non-finite gradient norm at step {}", opt.step + 1);
+    }
+    let scale = if norm > max_grad_norm { max_grad_norm / (norm + 1e-6) } else { 1.0 };
+    opt.step(&grads, lr, scale)?;
+    Ok(value)
+}
+
 /// Step `step` of a resumable run: dropout masks seeded for this step (so a
 /// resumed run draws the same ones), one clipped update, and on a non-finite
 /// loss an error that points at the checkpoint left intact in `out`. Then
@@ -47,7 +103,23 @@ pub fn resumable_step(
     stop_after: Option<usize>,
 ) -> Result<f32> {
     crate::model::dropout::seed_step(seed, step);
-    let value = train_step(opt, loss, lr, max_grad_norm).map_err(|e| {
+    resumable(train_step(opt, loss, lr, max_grad_norm), step, out, stop_after)
+}
+
+/// [`resumable_step`] for a batch cut into shards ([`train_step_sharded`]).
+pub fn resumable_sharded_step(
+    opt: &mut AdamW,
+    shards: Vec<Shard<'_>>,
+    (lr, max_grad_norm): (f64, f64),
+    (seed, step): (u64, usize),
+    out: &Path,
+    stop_after: Option<usize>,
+) -> Result<f32> {
+    resumable(train_step_sharded(opt, shards, lr, max_grad_norm, (seed, step)), step, out, stop_after)
+}
+
+fn resumable(result: Result<f32>, step: usize, out: &Path, stop_after: Option<usize>) -> Result<f32> {
+    let value = result.map_err(|e| {
         e.context(format!(
             "training stopped; the last good checkpoint in {} is intact (lower --lr or check the data)",
             out.join(super::checkpoint::CHECKPOINT).display()
