@@ -93,3 +93,18 @@ fn the_teacher_script_refuses_a_bad_fine_tuning_seed_before_it_pretrains() {
         (vec![("FT_DIR", "../teacher"), ("OUT", o.as_str())], vec![], "FT_DIR: \"../teacher\" must be a plain directory name"),
     ]);
 }
+
+#[test]
+fn the_in_domain_and_shards_experiments_refuse_bad_arguments_before_their_set_up() {
+    let out = std::env::temp_dir().join("script-arguments-never-written");
+    let o = out.display().to_string();
+    refuses_each("bench/in-domain/in-domain.sh", &out, [
+        (vec![("OUT", o.as_str()), ("KEEP", ""), ("FT_SEEDS", "42 x")], vec![], "FT_SEEDS: \"x\""),
+        (vec![("OUT", o.as_str()), ("KEEP", ""), ("ARMS", "reviews news")], vec![], "ARMS: \"news\""),
+        (vec![("OUT", o.as_str()), ("KEEP", ""), ("BASE", "/no/such/resume")], vec![], "/no/such/resume/config.json: no such file"),
+    ]);
+    refuses_each("bench/train-step/pretrain-shards.sh", &out, [
+        (vec![("SHARDS", "0")], vec![o.as_str()], "SHARDS=0"),
+        (vec![("STEPS", "ten")], vec![o.as_str()], "STEPS=ten"),
+    ]);
+}

@@ -24,14 +24,19 @@ pub fn train_step(opt: &mut AdamW, loss: impl FnOnce() -> Result<Tensor>, lr: f6
     if !loss_value.is_finite() {
         bail!("non-finite training loss ({loss_value}) at step {}", opt.step + 1);
     }
-    let grads = loss.backward()?;
-    let norm = opt.grad_norm(&grads)?;
+    clipped_update(opt, &loss.backward()?, lr, max_grad_norm)?;
+    Ok(loss_value)
+}
+
+/// The update both steps end with: the gradient norm checked, clipped to
+/// `max_grad_norm`, then one AdamW step.
+fn clipped_update(opt: &mut AdamW, grads: &candle_core::backprop::GradStore, lr: f64, max_grad_norm: f64) -> Result<()> {
+    let norm = opt.grad_norm(grads)?;
     if !norm.is_finite() {
         bail!("non-finite gradient norm at step {}", opt.step + 1);
     }
     let scale = if norm > max_grad_norm { max_grad_norm / (norm + 1e-6) } else { 1.0 };
-    opt.step(&grads, lr, scale)?;
-    Ok(loss_value)
+    opt.step(grads, lr, scale)
 }
 
 /// One part of a batch for [`train_step_sharded`]: the number of terms its
@@ -80,13 +85,7 @@ pub fn train_step_sharded(opt: &mut AdamW, shards: Vec<Shard<'_>>, lr: f64, max_
     if !value.is_finite() {
         bail!("non-finite training loss ({value}) at step {}", opt.step + 1);
     }
-    let grads = opt.sum_grads(stores)?;
-    let norm = opt.grad_norm(&grads)?;
-    if !norm.is_finite() {
-        bail!("non-finite gradient norm at step {}", opt.step + 1);
-    }
-    let scale = if norm > max_grad_norm { max_grad_norm / (norm + 1e-6) } else { 1.0 };
-    opt.step(&grads, lr, scale)?;
+    clipped_update(opt, &opt.sum_grads(stores)?, lr, max_grad_norm)?;
     Ok(value)
 }
 
